@@ -1,0 +1,58 @@
+# Senex Trader delivery system. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= $(shell scripts/find-python)
+# Debian packages the tests and the sandbox need on the controller (a Debian 12 or newer machine).
+APT_PACKAGES := systemd-container mmdebstrap postgresql redis-server shellcheck uidmap
+TESTHOST := $(BIN)/python molecule/testhost/testhost.py
+
+.PHONY: help deps venv lint test test-python molecule sandbox sandbox-destroy bench clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
+
+deps: ## Install the Debian packages that are missing (needs root).
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || echo "$$p"; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed ## Create the virtual environment with the controller and test tooling.
+
+$(VENV)/.installed: pyproject.toml app/requirements/base.txt app/requirements/production.txt app/requirements/development.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q --group dev -r app/requirements/development.txt
+	touch $@
+
+lint: venv ## Run ruff, shellcheck, yamllint and ansible-lint.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	git ls-files -z '*.sh' scripts .ci/run | xargs -0 shellcheck
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint
+
+test-python: venv ## Run pytest: the app against real PostgreSQL/Redis, the image in a test host, repo checks.
+	$(BIN)/pytest
+
+molecule: venv ## Run every Molecule scenario against fresh test hosts.
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/molecule test --all
+
+test: deps venv lint test-python molecule ## Run every test (needs root: test hosts boot with systemd-nspawn).
+
+sandbox: deps venv ## Deploy the whole stack to a local disposable test host and print its URL.
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-playbook ansible/sandbox.yml
+
+sandbox-destroy: venv ## Power off and remove the sandbox test host.
+	$(TESTHOST) destroy sandbox
+
+bench: venv ## Print the benchmarks' figures (image, test hosts).
+	$(BIN)/python bench/testhost.py
+	$(BIN)/python bench/image.py
+
+clean: ## Remove the virtual environment and caches.
+	rm -rf $(VENV) .pytest_cache .ruff_cache
