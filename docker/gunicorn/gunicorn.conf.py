@@ -1,0 +1,48 @@
+"""Gunicorn settings for the ASGI app, every value overridable from the environment.
+
+Used by the entrypoint's `gunicorn` route. Uvicorn workers serve HTTP and WebSockets;
+Gunicorn adds worker supervision and recycling on top.
+"""
+
+import os
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise SystemExit(f"gunicorn.conf.py: {name} must be a whole number, got {raw!r}")
+    return int(raw)
+
+
+def _cores() -> int:
+    # The CPUs this container may use, not the host's: podman --cpuset-cpus limits them.
+    return len(os.sched_getaffinity(0)) or 1
+
+
+# A systemd socket (LISTEN_FDS, LISTEN_PID = this process) takes precedence over bind.
+bind = [os.environ.get("WEB_BIND", "0.0.0.0:8000")]
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "uvicorn_worker.UvicornWorker")
+# Async workers each use one core fully; measured here, one worker per core beat more.
+workers = _int("GUNICORN_WORKERS", _cores())
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+# Longer than a reverse proxy's usual 60 s idle timeout, so the proxy closes idle
+# connections first and never reuses one Gunicorn is closing.
+keepalive = _int("GUNICORN_KEEPALIVE", 65)
+# Recycle workers to bound slow leaks; jitter keeps them from restarting together.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 1000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 100)
+limit_request_line = _int("GUNICORN_LIMIT_REQUEST_LINE", 4094)
+limit_request_fields = _int("GUNICORN_LIMIT_REQUEST_FIELDS", 100)
+limit_request_field_size = _int("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", 8190)
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# Logs go to stdout/stderr, where podman and journald collect them.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Gunicorn 25+ opens a control socket by default; two instances on one host collided,
+# and nothing here uses it.
+control_socket_disable = True
