@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Wait until PostgreSQL and Redis accept TCP connections, with bounded retries.
 
+Exits 69 when a service never answered, 64 when a setting is invalid.
 Reads DB_HOST/DB_PORT and REDIS_URL (or the file REDIS_URL_FILE names), WAIT_RETRIES
 (default 30) and WAIT_DELAY (seconds, default 2). Prints every attempt with host:port only:
 REDIS_URL carries a password, so the URL itself is never printed.
@@ -14,11 +15,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 CONNECT_TIMEOUT = 3.0
+# sysexits.h: a bad setting is a usage error; a service that never answered is unavailable.
+EX_USAGE = 64
+EX_UNAVAILABLE = 69
 
 
-def fail(message: str) -> None:
+def fail(message: str, status: int = EX_USAGE) -> None:
     print(f"wait-for-services: {message}", file=sys.stderr, flush=True)
-    sys.exit(64)
+    sys.exit(status)
 
 
 def positive_int(name: str, default: str) -> int:
@@ -96,7 +100,8 @@ def wait(service: str, host: str, port_number: int, variables: str, retries: int
             time.sleep(delay)
     fail(
         f"{service} at {host}:{port_number} did not answer after {retries} attempts;"
-        f" check {variables} (or raise WAIT_RETRIES/WAIT_DELAY if it starts slowly)"
+        f" check {variables} (or raise WAIT_RETRIES/WAIT_DELAY if it starts slowly)",
+        EX_UNAVAILABLE,
     )
 
 

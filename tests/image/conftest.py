@@ -1,0 +1,47 @@
+"""Fixtures: one test host (img1) with a rootless build of the production image."""
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from imagehost import TESTHOST, ImageHost
+
+HOST_NAME = os.environ.get("SENEX_IMAGE_TEST_HOST", "img1")
+SSH_PORT = int(os.environ.get("SENEX_IMAGE_TEST_SSH_PORT", "2211"))
+# Published on the test host's loopback, which it shares with this machine.
+WEB_PORT = int(os.environ.get("SENEX_IMAGE_TEST_WEB_PORT", "18011"))
+IMAGE = "localhost/senex-trader:test"
+CODE_CHANGE_IMAGE = "localhost/senex-trader:code-change"
+# The production settings' required variables: placeholders, only for these containers.
+APP_ENV = {
+    "SECRET_KEY": "image-test-secret-key-not-used-anywhere-else-0123456789",
+    "FIELD_ENCRYPTION_KEY": "Yl9kHqFqj4b1ZxGmUoYyVdJc6lK9qkJv0Wq1t5mXyPE=",
+    "ALLOWED_HOSTS": "localhost,127.0.0.1",
+    "DB_PASSWORD": "image-test",
+}
+
+
+def env_flags(**extra: str) -> str:
+    return " ".join(f"-e {key}={value}" for key, value in {**APP_ENV, **extra}.items())
+
+
+@pytest.fixture(scope="session")
+def host() -> Iterator[ImageHost]:
+    if os.geteuid() != 0:
+        pytest.fail("the image tests boot a test host with systemd-nspawn: run them as root")
+    if not TESTHOST.exists():
+        pytest.fail(f"{TESTHOST} is missing: the image tests need the test-host tooling")
+    image_host = ImageHost(HOST_NAME, SSH_PORT)
+    image_host.create()
+    try:
+        image_host.prepare()
+        yield image_host
+    finally:
+        image_host.destroy()
+
+
+@pytest.fixture(scope="session")
+def build_output(host: ImageHost) -> str:
+    """Builds the image once for the session; returns podman build's output."""
+    host.upload_context()
+    return host.build(IMAGE, VERSION="1.2.3", REVISION="abc1234", CREATED="2026-11-23").output

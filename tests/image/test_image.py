@@ -1,0 +1,176 @@
+"""The production image, built rootless in a real test host and run there."""
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from conftest import CODE_CHANGE_IMAGE, IMAGE, SSH_PORT, WEB_PORT, env_flags
+from imagehost import BASE_IMAGE, BUILD_CONTEXT_CHANGE, ImageHost
+
+pytestmark = pytest.mark.usefixtures("build_output")
+
+
+def run(host: ImageHost, args: str, flags: str = ""):
+    return host.podman(f"run --rm {flags} {IMAGE} {args}")
+
+
+def test_image_metadata(host: ImageHost) -> None:
+    image = json.loads(host.check(f"podman image inspect {IMAGE}", user="builder").stdout)[0]
+    config = image["Config"]
+    assert config["User"] == "1000:1000"
+    assert config["Entrypoint"] == ["/entrypoint.sh"]
+    assert config["Cmd"] == ["web"]
+    assert config["Labels"]["org.opencontainers.image.version"] == "1.2.3"
+    assert config["Labels"]["org.opencontainers.image.revision"] == "abc1234"
+    assert config["Labels"]["org.opencontainers.image.created"] == "2026-11-23"
+    assert config["Labels"]["org.opencontainers.image.title"] == "senex-trader"
+    assert image["HealthCheck"]["Test"] == ["CMD", "healthcheck"]
+
+
+def test_build_packages_stay_in_the_dependencies_stage(host: ImageHost, build_output: str) -> None:
+    assert "Setting up libpq-dev" in build_output, "the dependencies stage did not install it"
+    result = run(host, "dpkg-query --show libpq-dev")
+    assert result.returncode != 0, result.output
+    result = run(host, "sh -c 'ls /usr/include/postgresql; command -v gcc cc'")
+    assert result.returncode != 0, result.output
+
+
+def test_ca_bundle_secret_is_not_in_the_image(host: ImageHost) -> None:
+    result = run(host, "sh -c 'ls -A /run/secrets /root/.cache 2>&1; pip config list'")
+    assert "ca_bundle" not in result.output
+    assert "PIP_CERT" not in host.check(f"podman image inspect {IMAGE}", user="builder").stdout
+
+
+def test_manage_check_passes(host: ImageHost) -> None:
+    result = run(host, "manage check", flags=env_flags())
+    assert result.returncode == 0, result.output
+    assert "System check identified no issues" in result.output
+
+
+def test_web_help_prints_daphne_help(host: ImageHost) -> None:
+    result = run(host, "web --help")
+    assert result.returncode == 0, result.output
+    assert "usage: daphne" in result.stdout
+
+
+def test_unknown_database_host_gives_up_after_the_retries(host: ImageHost) -> None:
+    flags = env_flags(DB_HOST="no-such-db.invalid", WAIT_RETRIES="3", WAIT_DELAY="0")
+    result = run(host, "web", flags=flags)
+    assert result.returncode == 69, result.output
+    for attempt in (1, 2, 3):
+        assert f"PostgreSQL at no-such-db.invalid:5432: attempt {attempt}/3 failed" in result.output
+    assert "did not answer after 3 attempts; check DB_HOST and DB_PORT" in result.output
+    assert "starting Daphne" not in result.output
+
+
+def test_redis_wait_never_prints_the_password(host: ImageHost) -> None:
+    # The test host's sshd stands in for a reachable database port on the shared loopback.
+    flags = env_flags(
+        DB_HOST="127.0.0.1",
+        DB_PORT=str(SSH_PORT),
+        REDIS_URL="redis://:hunter2-redis-password@no-such-redis.invalid:6380/0",
+        WAIT_RETRIES="2",
+        WAIT_DELAY="0",
+    )
+    result = run(host, "worker", flags=f"--network host {flags}")
+    assert result.returncode == 69, result.output
+    assert f"PostgreSQL at 127.0.0.1:{SSH_PORT} is up" in result.output
+    assert "Redis at no-such-redis.invalid:6380 did not answer after 2 attempts" in result.output
+    assert "hunter2" not in result.output
+
+
+def test_invalid_wait_retries_fails_early(host: ImageHost) -> None:
+    result = run(host, "migrate", flags="-e WAIT_RETRIES=many")
+    assert result.returncode == 64, result.output
+    assert "WAIT_RETRIES must be a positive integer, got 'many'" in result.output
+
+
+def get(path: str) -> tuple[int, bytes]:
+    """GETs from the published port, waiting while the server starts."""
+    url = f"http://127.0.0.1:{WEB_PORT}{path}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def web(host: ImageHost):
+    """The web route on a read-only root filesystem, with the deploy's writable paths."""
+    flags = env_flags(WAIT_FOR_SERVICES="false")
+    host.check(
+        f"podman run -d --name web --read-only --tmpfs /tmp --tmpfs /run/senex"
+        f" -v senex-media:/app/media -p 127.0.0.1:{WEB_PORT}:8000 {flags} {IMAGE} web",
+        user="builder",
+    )
+    yield "web"
+    host.ssh("podman rm --force --time 0 web; podman volume rm --force senex-media", "builder")
+
+
+def test_web_serves_from_a_read_only_root_as_uid_1000(host: ImageHost, web: str) -> None:
+    status, body = get("/health/simple/")
+    assert status == 200, body
+    status, _ = get("/static/admin/css/base.css")
+    assert status == 200, "static files were not collected at build time"
+    assert host.check(f"podman exec {web} id -u", "builder").stdout.strip() == "1000"
+    assert host.check(f"podman exec {web} id -g", "builder").stdout.strip() == "1000"
+    denied = host.podman(f"exec {web} touch /app/written /opt/venv/written")
+    assert denied.returncode != 0
+    assert "Read-only file system" in denied.output
+    for writable in ("tmp", "run/senex", "app/media"):
+        assert host.podman(f"exec {web} touch /{writable}/written").returncode == 0, writable
+    health = host.podman(f"healthcheck run {web}")
+    assert health.returncode == 0, health.output
+
+
+def test_web_stops_on_sigterm(host: ImageHost, web: str) -> None:
+    get("/health/simple/")
+    host.check(f"podman stop --time 30 {web}", "builder")
+    state = host.check(f"podman inspect --format '{{{{.State.ExitCode}}}}' {web}", "builder")
+    # 137 would mean podman had to SIGKILL it: the signal did not reach the server.
+    assert state.stdout.strip() != "137"
+
+
+def test_gunicorn_route_serves_asgi(host: ImageHost) -> None:
+    flags = env_flags(WAIT_FOR_SERVICES="false", GUNICORN_WORKERS="1")
+    host.check(
+        f"podman run -d --name gunicorn --read-only -p 127.0.0.1:{WEB_PORT}:8000"
+        f" {flags} {IMAGE} gunicorn",
+        user="builder",
+    )
+    try:
+        status, body = get("/health/simple/")
+        assert status == 200, body
+        health = host.podman("healthcheck run gunicorn")
+        assert health.returncode == 0, health.output
+    finally:
+        host.ssh("podman rm --force --time 0 gunicorn", "builder")
+
+
+def test_code_only_change_reuses_the_dependency_layers(host: ImageHost) -> None:
+    context = "/home/builder/context-code-change"
+    host.upload_context(context, change=BUILD_CONTEXT_CHANGE)
+    output = host.build(CODE_CHANGE_IMAGE, context).output
+    pip_step = output.split("pip install -r /tmp/requirements/production.txt", 1)[1]
+    assert pip_step.lstrip().startswith("--> Using cache"), output
+    assert "Installing collected packages" not in output
+
+    def layers(image: str) -> list[str]:
+        inspect = host.check(f"podman image inspect {image}", user="builder").stdout
+        return json.loads(inspect)[0]["RootFS"]["Layers"]
+
+    base, before, after = layers(BASE_IMAGE), layers(IMAGE), layers(CODE_CHANGE_IMAGE)
+    pairs = enumerate(zip(before, after, strict=True))
+    first_difference = next(i for i, (old, new) in pairs if old != new)
+    # On top of the base: the user, then the copied virtual environment; both unchanged.
+    assert first_difference > len(base) + 1
+    assert before[: len(base)] == base
