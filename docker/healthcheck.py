@@ -30,10 +30,19 @@ def default_url() -> str:
     return f"http://127.0.0.1:{port}/health/simple/"
 
 
+def host_header() -> dict[str, str]:
+    """A Host that Django's ALLOWED_HOSTS accepts: production rarely lists 127.0.0.1."""
+    hosts = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
+    if not hosts or {"*", "localhost", "127.0.0.1"} & set(hosts):
+        return {}
+    return {"Host": hosts[0].lstrip(".")}
+
+
 def check_http(url: str) -> int:
+    request = urllib.request.Request(url, headers=host_header())  # noqa: S310
     # The URL comes from the container's own environment, never from a request.
     try:
-        with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=4) as response:  # noqa: S310
             status = response.status
     except (urllib.error.URLError, OSError) as error:
         print(f"healthcheck: {url}: {error}", file=sys.stderr)

@@ -23,10 +23,7 @@ BUILDER = "builder"
 CONTEXT = f"/home/{BUILDER}/context"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # Debian 13's podman needs aardvark-dns and nftables besides these (see the test-host notes).
-PODMAN_PACKAGES = "podman uidmap passt dbus-user-session aardvark-dns nftables slirp4netns"
-# Only in test hosts: /proc/sys is read-only there and the pids controller is bound to
-# cgroups v1 on the machine that boots them.
-CONTAINERS_CONF = "[containers]\ndefault_sysctls = []\npids_limit = 0\n"
+PODMAN_PACKAGES = "podman uidmap passt dbus-user-session aardvark-dns nftables"
 # The tests' build: every pinned dependency ships a wheel, so libpq-dev stands in for the
 # production compilers; it is small and leaves headers to look for in the runtime stage.
 TEST_BUILD_PACKAGES = "libpq-dev"
@@ -117,14 +114,11 @@ class ImageHost:
             f"--no-install-recommends {PODMAN_PACKAGES} >/dev/null"
         )
         self.check(
-            "install -d /etc/containers"
-            f" && printf %s {shlex.quote(CONTAINERS_CONF)} > /etc/containers/containers.conf"
-            f" && (id {BUILDER} || useradd --create-home --shell /bin/bash {BUILDER})"
+            f"(id {BUILDER} || useradd --create-home --shell /bin/bash {BUILDER})"
             f" && install -d -o {BUILDER} -g {BUILDER} -m 0700 /home/{BUILDER}/.ssh"
             f" && install -o {BUILDER} -g {BUILDER} -m 0600 /root/.ssh/authorized_keys"
             f" /home/{BUILDER}/.ssh/authorized_keys"
             f" && loginctl enable-linger {BUILDER}"
-            " && chmod 0666 /dev/net/tun"
         )
         archive = json.loads(testhost("standins"))["python"]
         self.check(
