@@ -1,0 +1,353 @@
+"""Create, boot, power off and destroy test hosts booted with systemd-nspawn."""
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import rootfs
+from common import TesthostError, check_machine, locked, run, state_dir
+
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+# The VM mounts cgroups v1 next to a unified hierarchy; PID 1 is not systemd, so each host's
+# launcher joins its own cgroup in both, otherwise all hosts share one and poweroff hangs.
+CGROUP_ROOTS = (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd"))
+# crun needs the keyring calls that nspawn filters out by default.
+SYSCALLS = "add_key keyctl request_key"
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Measured: nspawn 257 needs the mounts below /proc removed for rootless crun; 252 breaks if
+# they are (podman then sees a different boot id), so only newer versions get the unit below.
+PROC_UNMOUNT_SINCE = 257
+PROC_UNIT = """\
+# Test host only: rootless crun cannot mount proc under newer nspawn while these exist.
+[Unit]
+DefaultDependencies=no
+After=local-fs.target
+Before=sysinit.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'grep -o " /proc/[^ ]*" /proc/self/mounts | sort -r | xargs -r umount -l'
+
+[Install]
+WantedBy=sysinit.target
+"""
+BOOT_TIMEOUT = 120
+POWEROFF_TIMEOUT = 120
+
+
+class Host:
+    """Files of one test host under the state directory."""
+
+    def __init__(self, name: str) -> None:
+        if not NAME.match(name):
+            raise TesthostError(
+                f"bad host name {name!r}: use lower-case letters, digits and '-', "
+                "starting with a letter, at most 31 characters"
+            )
+        self.name = name
+        self.dir = state_dir() / name
+        self.root = self.dir / "rootfs"
+        self.key = self.dir / "id_ed25519"
+        self.known_hosts = self.dir / "known_hosts"
+        self.config = self.dir / "host.json"
+        self.pidfile = self.dir / "nspawn.pid"
+        self.log = self.dir / "nspawn.log"
+        self.cgroups = [base / f"senex-testhost-{name}" for base in CGROUP_ROOTS]
+
+    def settings(self) -> dict | None:
+        return json.loads(self.config.read_text()) if self.config.is_file() else None
+
+    def info(self) -> dict:
+        port = self.settings()["port"]
+        return {
+            "name": self.name,
+            "address": "127.0.0.1",
+            "port": port,
+            "user": "root",
+            "identity_file": str(self.key),
+            "known_hosts": str(self.known_hosts),
+        }
+
+
+def create(name: str, ssh_port: int) -> dict:
+    """Boot NAME with sshd on 127.0.0.1:SSH_PORT unless it already runs; return how to reach it."""
+    check_machine()
+    host = Host(name)
+    _check_port_number(ssh_port)
+    with locked(f"host-{name}", state_dir() / ".locks"):
+        settings = host.settings()
+        if settings and settings["port"] != ssh_port:
+            raise TesthostError(
+                f"test host {name} exists with SSH port {settings['port']}, not {ssh_port}: "
+                f"destroy it first (testhost.py destroy {name}) or ask for port {settings['port']}"
+            )
+        if settings and _running(host):
+            _wait_for_ssh(host)
+            return host.info() | {"changed": False}
+        if not settings:
+            _remove(host)
+        _check_port_free(ssh_port, name)
+        try:
+            if not settings:
+                _prepare(host, ssh_port)
+            _boot(host)
+            _wait_for_ssh(host)
+        except BaseException:
+            # A failed create leaves nothing behind, so the next attempt starts clean.
+            _power_off(host)
+            _remove(host)
+            raise
+        return host.info() | {"changed": True}
+
+
+def destroy(name: str) -> None:
+    """Power NAME off cleanly and remove its files; nothing to do when it does not exist."""
+    check_machine()
+    host = Host(name)
+    with locked(f"host-{name}", state_dir() / ".locks"):
+        _power_off(host)
+        _remove(host)
+
+
+def reboot(name: str) -> dict:
+    """Power NAME off and boot the same root filesystem again."""
+    check_machine()
+    host = Host(name)
+    with locked(f"host-{name}", state_dir() / ".locks"):
+        if not host.settings():
+            raise TesthostError(f"no test host {name}: create it first (testhost.py create {name})")
+        _power_off(host)
+        _boot(host)
+        _wait_for_ssh(host)
+        return host.info()
+
+
+def run_command(name: str, argv: list[str]) -> int:
+    """Run ARGV as root inside NAME with a clean environment; return its exit code."""
+    check_machine()
+    host = Host(name)
+    if not _running(host):
+        raise TesthostError(f"test host {name} is not running: create or reboot it first")
+    return subprocess.run(_nsenter(host) + argv, check=False).returncode
+
+
+def hosts() -> list[dict]:
+    check_machine()
+    found = []
+    for config in sorted(state_dir().glob("*/host.json")):
+        host = Host(config.parent.name)
+        found.append(host.info() | {"running": _running(host)})
+    return found
+
+
+def _check_port_number(port: int) -> None:
+    if not 1024 <= port <= 65535:
+        raise TesthostError(f"SSH port {port} is out of range: choose one in 1024-65535")
+
+
+def _check_port_free(port: int, name: str) -> None:
+    for config in state_dir().glob("*/host.json"):
+        other = json.loads(config.read_text())
+        if config.parent.name != name and other["port"] == port:
+            raise TesthostError(
+                f"port {port} belongs to test host {config.parent.name}: "
+                "choose another --ssh-port or destroy that host"
+            )
+    with socket.socket() as probe:
+        # SO_REUSEADDR so a recently closed connection does not count; a listener still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise TesthostError(
+                f"port {port} on 127.0.0.1 is taken by another process "
+                f"(see: ss -ltnp 'sport = :{port}'): choose another --ssh-port"
+            ) from None
+
+
+def _prepare(host: Host, ssh_port: int) -> None:
+    template = rootfs.template()
+    host.dir.mkdir(parents=True)
+    run("cp", "-a", "--reflink=auto", template, host.root)
+    (host.root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+    (host.root / "etc/hostname").write_text(host.name + "\n")
+    run("ssh-keygen", "-q", "-A", "-f", host.root, capture_output=True)
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"senex-testhost-{host.name}",
+        "-f", host.key)  # fmt: skip
+    ssh_dir = host.root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(host.key.with_suffix(".pub").read_text())
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    (host.root / "etc/ssh/sshd_config.d/senex-testhost-port.conf").write_text(f"Port {ssh_port}\n")
+    host_keys = sorted((host.root / "etc/ssh").glob("ssh_host_*_key.pub"))
+    # Key type and key, without the comment: "[127.0.0.1]:PORT TYPE KEY".
+    lines = [" ".join(key.read_text().split()[:2]) for key in host_keys]
+    host.known_hosts.write_text("".join(f"[127.0.0.1]:{ssh_port} {line}\n" for line in lines))
+    if _nspawn_version() >= PROC_UNMOUNT_SINCE:
+        unit = host.root / "etc/systemd/system/senex-testhost-proc.service"
+        unit.write_text(PROC_UNIT)
+        wants = host.root / "etc/systemd/system/sysinit.target.wants"
+        wants.mkdir(exist_ok=True)
+        (wants / unit.name).symlink_to(f"/etc/systemd/system/{unit.name}")
+    host.config.write_text(json.dumps({"port": ssh_port}) + "\n")
+
+
+def _nspawn_version() -> int:
+    output = run("systemd-nspawn", "--version", capture_output=True, text=True).stdout
+    return int(output.split()[1])
+
+
+def _boot(host: Host) -> None:
+    for cgroup in host.cgroups:
+        cgroup.mkdir(exist_ok=True)
+    host.pidfile.unlink(missing_ok=True)
+    # The launcher records its pid and joins the host's cgroups, then becomes nspawn, so the
+    # pid file names nspawn itself; setsid detaches it from the caller.
+    launcher = 'echo $$ > "$1"; echo $$ > "$2"; echo $$ > "$3"; shift 3; exec "$@"'
+    argv = ["systemd-nspawn", "--quiet", f"--directory={host.root}", "--boot",
+            "--register=no", "--keep-unit", f"--machine={host.name}",
+            f"--system-call-filter={SYSCALLS}"]  # fmt: skip
+    procs = [str(c / "cgroup.procs") for c in host.cgroups]
+    env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
+    with open(host.log, "ab") as log:
+        subprocess.run(
+            ["setsid", "--fork", "sh", "-c", launcher, "sh", str(host.pidfile), *procs, *argv],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, check=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while _init_pid(host) is None:
+        if time.monotonic() > deadline or (host.pidfile.exists() and not _running(host)):
+            raise TesthostError(f"test host {host.name} did not boot; see {host.log}")
+        time.sleep(0.2)
+    # "degraded" still means booted; the exit code is not the point, waiting is.
+    subprocess.run(
+        [*_nsenter(host), "systemctl", "is-system-running", "--wait"],
+        capture_output=True, timeout=BOOT_TIMEOUT, check=False,
+    )  # fmt: skip
+
+
+def _nspawn_pid(host: Host) -> int | None:
+    try:
+        return int(host.pidfile.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _running(host: Host) -> bool:
+    pid = _nspawn_pid(host)
+    if pid is None:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False
+    # The pid may have been reused since: it must still be this host's nspawn.
+    return cmdline[0].endswith(b"systemd-nspawn") and f"--directory={host.root}".encode() in cmdline
+
+
+def _init_pid(host: Host) -> int | None:
+    """The host's systemd: the child of its nspawn process."""
+    parent = _nspawn_pid(host)
+    if parent is None or not _running(host):
+        return None
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+        if fields.get("PPid", "").strip() == str(parent) and fields["Name"].strip() == "systemd":
+            return int(status.parent.name)
+    return None
+
+
+def _nsenter(host: Host) -> list[str]:
+    pid = _init_pid(host)
+    if pid is None:
+        raise TesthostError(f"test host {host.name} has no running init; see {host.log}")
+    # A clean environment: nothing of the caller's (venv, secrets in env) leaks into the host.
+    return ["nsenter", f"--target={pid}", "--all", "--", "env", "-i", f"PATH={HOST_PATH}",
+            "HOME=/root", "LANG=C.UTF-8", "TERM=dumb"]  # fmt: skip
+
+
+def _wait_for_ssh(host: Host) -> None:
+    info = host.info()
+    argv = ["ssh", "-i", info["identity_file"], "-p", str(info["port"]), "-o", "BatchMode=yes",
+            "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={host.known_hosts}", "root@127.0.0.1", "true"]  # fmt: skip
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while True:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise TesthostError(
+                f"SSH to test host {host.name} on port {info['port']} did not answer: "
+                f"{result.stderr.strip()}; see {host.log}"
+            )
+        time.sleep(0.5)
+
+
+def _power_off(host: Host) -> None:
+    pid = _nspawn_pid(host)
+    if _running(host):
+        subprocess.run([*_nsenter(host), "systemctl", "poweroff"], capture_output=True, check=False)
+        if not _wait_gone(host, POWEROFF_TIMEOUT):
+            # nspawn turns SIGTERM into an orderly shutdown of a booted host.
+            os.kill(pid, signal.SIGTERM)
+            if not _wait_gone(host, 30):
+                os.kill(pid, signal.SIGKILL)
+                _wait_gone(host, 10)
+    _remove_cgroups(host)
+    host.pidfile.unlink(missing_ok=True)
+
+
+def _wait_gone(host: Host, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _running(host):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _remove_cgroups(host: Host) -> None:
+    for cgroup in host.cgroups:
+        if not cgroup.is_dir():
+            continue
+        # Leftovers (a command still running from `run`) would keep the cgroup busy.
+        for procs in cgroup.rglob("cgroup.procs"):
+            for pid in procs.read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        for directory in sorted(
+            (p for p in cgroup.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+        ):
+            _rmdir_when_empty(directory)
+        _rmdir_when_empty(cgroup)
+
+
+def _rmdir_when_empty(directory: Path) -> None:
+    for _ in range(50):
+        try:
+            directory.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TesthostError(f"cgroup {directory} stays busy; kill what runs in it and retry")
+
+
+def _remove(host: Host) -> None:
+    if _running(host):
+        raise TesthostError(f"test host {host.name} still runs; not removing its files")
+    if host.dir.exists():
+        shutil.rmtree(host.dir)

@@ -1,0 +1,81 @@
+"""The cached bare Debian 13 root filesystem every test host is copied from."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from common import MIRROR, SUITE, cache_dir, locked, run
+
+# A bare server: what the roles expect to find. No podman: installing it is the roles' job.
+PACKAGES = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "dbus-user-session",
+    "openssh-server",
+    "python3",
+    "sudo",
+    "ca-certificates",
+]
+# Documentation is never read on a test host; leaving it out makes every copy faster.
+DPKG_OPTIONS = [
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+]
+
+# Test-host-only settings (never part of the production roles):
+# /proc/sys is read-only in an nspawn host, and the pids controller is bound to cgroups v1 on
+# the build machines, so podman must not set sysctls or a pids limit.
+CONTAINERS_CONF = """\
+# Test host only: /proc/sys is read-only here and the pids controller belongs to cgroups v1.
+[containers]
+default_sysctls = []
+pids_limit = 0
+"""
+# Rootless pasta opens /dev/net/tun as the unprivileged user.
+TUN_TMPFILES = "z /dev/net/tun 0666 - - -\n"
+SSHD_CONF = """\
+# Test host only: reached by the controller on its own loopback port, with a key only.
+ListenAddress 127.0.0.1
+PasswordAuthentication no
+PermitRootLogin prohibit-password
+"""
+
+
+def template() -> Path:
+    """Return the cached template, building it once (about 20 s) when missing or outdated."""
+    key = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    path = cache_dir() / f"rootfs-{SUITE}-{key}"
+    with locked("rootfs"):
+        if not path.is_dir():
+            _build(path)
+    return path
+
+
+def _build(path: Path) -> None:
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    argv = ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(PACKAGES)}"]
+    argv += [f"--dpkgopt={option}" for option in DPKG_OPTIONS]
+    run(*argv, SUITE, partial, MIRROR, capture_output=True, text=True)
+    _customise(partial)
+    partial.rename(path)
+
+
+def _customise(root: Path) -> None:
+    # Every host gets its own machine id and SSH host keys when it is created.
+    (root / "etc/machine-id").write_text("")
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    (root / "etc/ssh/sshd_config.d/senex-testhost.conf").write_text(SSHD_CONF)
+    # Quadlet's user units wait for network-online.target; nothing pulls it in on a bare host.
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "network-online.target").symlink_to("/usr/lib/systemd/system/network-online.target")
+    drop_ins = root / "etc/containers/containers.conf.d"
+    drop_ins.mkdir(parents=True, exist_ok=True)
+    (drop_ins / "senex-testhost.conf").write_text(CONTAINERS_CONF)
+    (root / "etc/tmpfiles.d/senex-testhost-tun.conf").write_text(TUN_TMPFILES)
