@@ -1,0 +1,39 @@
+"""Prove a worker serves every queue: send a ping to each and wait for its answer."""
+
+import time
+
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from core.tasks import ping
+
+QUEUES = ("celery", "accounts", "trading")
+
+
+class Command(BaseCommand):
+    help = "Send a ping task to each Celery queue and wait for a worker's answer."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--timeout", type=float, default=30.0, help="Seconds to wait for all answers."
+        )
+
+    def handle(self, *args: object, timeout: float, **options: object) -> None:
+        # An unanswered ping expires, so a late worker does not run stale ones.
+        results = {queue: ping.apply_async(queue=queue, expires=timeout) for queue in QUEUES}
+        deadline = time.monotonic() + timeout
+        silent = []
+        for queue, result in results.items():
+            try:
+                answer = result.get(timeout=max(deadline - time.monotonic(), 0.1))
+            except CeleryTimeoutError:
+                silent.append(queue)
+                continue
+            finally:
+                result.forget()
+            self.stdout.write(f"Queue {queue}: {answer}")
+        if silent:
+            raise CommandError(
+                f"No worker answered within {timeout:g} s on queue(s): {', '.join(silent)}."
+            )
+        self.stdout.write(self.style.SUCCESS(f"All queues answered: {', '.join(QUEUES)}."))

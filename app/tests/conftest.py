@@ -1,0 +1,169 @@
+"""Session fixtures: a real PostgreSQL and Redis, and on demand a real Celery worker and a
+real ASGI server (Daphne) running the app in subprocesses against them.
+
+pytest-django imports the settings before any conftest runs, so the servers' addresses are
+put into the already-loaded settings here, and into the environment of every subprocess.
+"""
+
+import os
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from senextrader.celery import app as celery_app
+from tests.servers import Postgres, Redis, free_port, postgres_server, redis_server, running
+
+APP_DIR = Path(__file__).resolve().parents[1]
+# Redis databases: cache and channel layer, Celery broker, Celery results.
+CACHE_DB, BROKER_DB, RESULTS_DB = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Servers:
+    postgres: Postgres
+    redis: Redis
+
+    def env(self) -> dict[str, str]:
+        """The variables that point the app at these servers."""
+        return {
+            "DB_HOST": self.postgres.host,
+            "DB_PORT": str(self.postgres.port),
+            "DB_USER": self.postgres.user,
+            "DB_PASSWORD": self.postgres.password,
+            "DB_SSL_MODE": "disable",
+            "REDIS_URL": self.redis.url(CACHE_DB),
+            "CELERY_BROKER_URL": self.redis.url(BROKER_DB),
+            "CELERY_RESULT_BACKEND": self.redis.url(RESULTS_DB),
+        }
+
+
+def _apply_to_settings(servers: Servers) -> None:
+    # In place: database connections and caches hold on to these dictionaries.
+    settings.DATABASES["default"].update(
+        HOST=servers.postgres.host,
+        PORT=servers.postgres.port,
+        USER=servers.postgres.user,
+        PASSWORD=servers.postgres.password,
+        OPTIONS={**settings.DATABASES["default"]["OPTIONS"], "sslmode": "disable"},
+    )
+    settings.REDIS_URL = servers.redis.url(CACHE_DB)
+    settings.CACHES["default"]["LOCATION"] = settings.REDIS_URL
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [settings.REDIS_URL]
+    settings.CELERY_BROKER_URL = servers.redis.url(BROKER_DB)
+    settings.CELERY_RESULT_BACKEND = servers.redis.url(RESULTS_DB)
+    celery_app.conf.update(
+        broker_url=settings.CELERY_BROKER_URL, result_backend=settings.CELERY_RESULT_BACKEND
+    )
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    with postgres_server() as postgres, redis_server() as redis:
+        found = Servers(postgres=postgres, redis=redis)
+        _apply_to_settings(found)
+        yield found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _servers_for_every_test(servers: Servers) -> None:
+    """Even tests without the database reach Redis through the settings."""
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(servers: Servers) -> None:
+    """pytest-django's hook before it creates the test database: the server must be up."""
+
+
+@pytest.fixture(scope="session")
+def app_env(servers: Servers, django_db_setup: None) -> dict[str, str]:
+    """Environment for a subprocess running the app against the test database."""
+    return {
+        **os.environ,
+        **servers.env(),
+        "DJANGO_SETTINGS_MODULE": "senextrader.settings.test",
+        "DB_NAME": connection.settings_dict["NAME"],
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def manage(*args: str) -> list[str]:
+    """The command line of `manage.py ARGS` with this interpreter."""
+    return [sys.executable, str(APP_DIR / "manage.py"), *args]
+
+
+def daphne(port: int) -> list[str]:
+    """The command line serving the app's ASGI application on 127.0.0.1:PORT."""
+    return [
+        sys.executable,
+        "-m",
+        "daphne",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "senextrader.asgi:application",
+    ]
+
+
+def http_ready(url: str) -> Callable[[], None]:
+    """A readiness probe: the server answers /health/simple/."""
+
+    def probe() -> None:
+        with urllib.request.urlopen(f"{url}/health/simple/", timeout=2):  # noqa: S310
+            pass
+
+    return probe
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real Celery worker serving the three queues; yields its node name."""
+    name = f"test-worker-{os.getpid()}@localhost"
+
+    def ready() -> None:
+        if not celery_app.control.ping(destination=[name], timeout=1):
+            raise RuntimeError("no pong yet")
+
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "--app",
+        "senextrader",
+        "worker",
+        "--hostname",
+        name,
+        "--queues",
+        "celery,accounts,trading",
+        "--concurrency",
+        "2",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with running(command, env=app_env, cwd=APP_DIR, log=log, ready=ready, what="Celery worker"):
+        yield name
+
+
+@pytest.fixture(scope="session")
+def live_server_url(
+    app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The app served over HTTP and WebSocket by a real Daphne process."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    with running(
+        daphne(port), env=app_env, cwd=APP_DIR, log=log, ready=http_ready(url), what="Daphne"
+    ):
+        yield url
