@@ -99,7 +99,8 @@ def wait(service: str, host: str, port_number: int, variables: str, retries: int
         if attempt < retries:
             time.sleep(delay)
     fail(
-        f"{service} at {host}:{port_number} did not answer after {retries} attempts;"
+        f"{service} at {host}:{port_number} did not answer after {retries}"
+        f" attempt{'s' if retries > 1 else ''};"
         f" check {variables} (or raise WAIT_RETRIES/WAIT_DELAY if it starts slowly)",
         EX_UNAVAILABLE,
     )

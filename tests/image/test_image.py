@@ -107,8 +107,9 @@ def get(path: str) -> tuple[int, bytes]:
 def web(host: ImageHost):
     """The web route on a read-only root filesystem, with the deploy's writable paths."""
     flags = env_flags(WAIT_FOR_SERVICES="false")
+    # A tmpfs mount belongs to root unless `U` hands it to the container's user.
     host.check(
-        f"podman run -d --name web --read-only --tmpfs /tmp --tmpfs /run/senex"
+        f"podman run -d --name web --read-only --tmpfs /tmp --tmpfs /run/senex:U"
         f" -v senex-media:/app/media -p 127.0.0.1:{WEB_PORT}:8000 {flags} {IMAGE} web",
         user="builder",
     )
