@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Log in, open /ws/trading/status/ and wait for a heartbeat pushed by Celery beat.
+
+Standard library only, so it runs on any host with Python 3. Usage:
+  ws_heartbeat.py BASE_URL USERNAME [TIMEOUT]   (password in the WS_CHECK_PASSWORD variable)
+Exits 0 and prints the heartbeat once one arrives; non-zero with the reason otherwise.
+"""
+
+import base64
+import http.cookiejar
+import json
+import os
+import re
+import socket
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+
+def login(base: str, username: str, password: str) -> str:
+    """Return the Cookie header of a logged-in session."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(f"{base}/accounts/login/", timeout=10).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    if not token:
+        sys.exit("no CSRF token in /accounts/login/")
+    form = urllib.parse.urlencode(
+        {"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)}
+    ).encode()
+    # BASE_URL's scheme is checked in main(): only http and https reach here.
+    request = urllib.request.Request(  # noqa: S310
+        f"{base}/accounts/login/", data=form, headers={"Referer": base}
+    )
+    opener.open(request, timeout=10).read()
+    cookies = {cookie.name: cookie.value for cookie in jar}
+    if "sessionid" not in cookies:
+        sys.exit("login failed: no session cookie (wrong user or password?)")
+    return "; ".join(f"{name}={value}" for name, value in cookies.items())
+
+
+def read_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            sys.exit("the server closed the WebSocket")
+        data += chunk
+    return data
+
+
+def read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    first, second = read_exact(sock, 2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(read_exact(sock, 2), "big")
+    elif length == 127:
+        length = int.from_bytes(read_exact(sock, 8), "big")
+    return first & 0x0F, read_exact(sock, length)
+
+
+def main() -> int:
+    base, username = sys.argv[1].rstrip("/"), sys.argv[2]
+    if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
+        sys.exit(f"BASE_URL must start with http:// or https://, got {base}")
+    timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 60.0
+    cookie = login(base, username, os.environ["WS_CHECK_PASSWORD"])
+    url = urllib.parse.urlsplit(base)
+    sock = socket.create_connection((url.hostname, url.port or 80), timeout=timeout)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws/trading/status/ HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Origin: {base}\r\nCookie: {cookie}\r\n\r\n"
+        ).encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += read_exact(sock, 1)
+    status = response.split(b"\r\n", 1)[0].decode()
+    if " 101 " not in status:
+        sys.exit(f"WebSocket handshake refused: {status}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        opcode, payload = read_frame(sock)
+        if opcode != 1:
+            continue
+        message = json.loads(payload)
+        if message.get("type") == "heartbeat":
+            print(json.dumps(message))
+            return 0
+    sys.exit(f"no heartbeat within {timeout:g} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
