@@ -97,6 +97,11 @@ def manage(*args: str) -> list[str]:
     return [sys.executable, str(APP_DIR / "manage.py"), *args]
 
 
+def celery_command(*args: str) -> list[str]:
+    """The command line of `celery --app senextrader ARGS`."""
+    return [sys.executable, "-m", "celery", "--app", "senextrader", *args, "--loglevel", "INFO"]
+
+
 def daphne(port: int) -> list[str]:
     """The command line serving the app's ASGI application on 127.0.0.1:PORT."""
     return [
@@ -132,12 +137,7 @@ def celery_worker(
         if not celery_app.control.ping(destination=[name], timeout=1):
             raise RuntimeError("no pong yet")
 
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "--app",
-        "senextrader",
+    command = celery_command(
         "worker",
         "--hostname",
         name,
@@ -145,11 +145,9 @@ def celery_worker(
         "celery,accounts,trading",
         "--concurrency",
         "2",
-        "--loglevel",
-        "INFO",
         "--without-gossip",
         "--without-mingle",
-    ]
+    )
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     with running(command, env=app_env, cwd=APP_DIR, log=log, ready=ready, what="Celery worker"):
         yield name

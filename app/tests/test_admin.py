@@ -1,0 +1,78 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from accounts.services import broker_account_create
+
+pytestmark = pytest.mark.django_db
+
+
+def test_admin_redirects_anonymous_users_to_login(client: Client) -> None:
+    response = client.get("/admin/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/login/?next=/admin/"
+
+
+def test_admin_never_shows_stored_secrets(client: Client) -> None:
+    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-admin")
+    account = broker_account_create(
+        user=admin,
+        label="Main",
+        account_number="5WT00001",
+        client_id="client-id",
+        client_secret="secret-in-admin",
+        refresh_token="token-in-admin",
+    )
+    client.force_login(admin)
+
+    page = client.get(f"/admin/accounts/brokeraccount/{account.pk}/change/")
+
+    assert page.status_code == 200
+    assert b"5WT00001" in page.content
+    assert b"secret-in-admin" not in page.content
+    assert b"token-in-admin" not in page.content
+
+
+def test_admin_keeps_secrets_left_blank_and_replaces_given_ones(client: Client) -> None:
+    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-admin")
+    account = broker_account_create(
+        user=admin,
+        label="Main",
+        account_number="5WT00001",
+        client_id="client-id",
+        client_secret="old-secret",
+        refresh_token="old-token",
+    )
+    client.force_login(admin)
+
+    response = client.post(
+        f"/admin/accounts/brokeraccount/{account.pk}/change/",
+        {
+            "user": admin.pk,
+            "label": "Renamed",
+            "account_number": "5WT00001",
+            "client_id": "client-id",
+            "client_secret": "",
+            "refresh_token": "new-token",
+            "is_active": "on",
+        },
+    )
+
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.label == "Renamed"
+    assert account.client_secret == "old-secret"
+    assert account.refresh_token == "new-token"
+
+
+def test_login_page_logs_in_and_leads_to_the_status_page(client: Client) -> None:
+    get_user_model().objects.create_user("trader", password="pw-trader")
+
+    assert client.get("/trading/").status_code == 302
+    response = client.post(
+        "/accounts/login/", {"username": "trader", "password": "pw-trader"}, follow=True
+    )
+
+    assert response.redirect_chain[-1][0] == "/trading/"
+    assert b"Live status" in response.content

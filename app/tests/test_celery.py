@@ -1,0 +1,134 @@
+"""Celery against real Redis: routing to the three queues, a worker answering on each, and
+beat's periodic heartbeat that `heartbeat_status` reads."""
+
+import json
+import subprocess
+from datetime import timedelta
+
+import pytest
+import redis
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from accounts.tasks import broker_accounts_reencrypt
+from core.tasks import ping
+from senextrader.celery import app as celery_app
+from tests.conftest import APP_DIR, Servers, celery_command, manage
+from tests.servers import running
+from trading.models import Heartbeat
+from trading.tasks import heartbeat_publish
+
+# Redis databases no session worker listens on, so messages stay where they land.
+IDLE_BROKER_DB, IDLE_RESULTS_DB = 10, 11
+
+
+def test_tasks_land_on_their_queues(servers: Servers) -> None:
+    broker = redis.Redis.from_url(servers.redis.url(IDLE_BROKER_DB))
+    broker.flushdb()
+
+    with celery_app.connection_for_write(servers.redis.url(IDLE_BROKER_DB)) as conn:
+        producer = conn.Producer()
+        for task in (ping, broker_accounts_reencrypt, heartbeat_publish):
+            task.apply_async(producer=producer)
+
+    queued = {
+        queue: [json.loads(m)["headers"]["task"] for m in broker.lrange(queue, 0, -1)]
+        for queue in ("celery", "accounts", "trading")
+    }
+    assert queued == {
+        "celery": ["core.tasks.ping"],
+        "accounts": ["accounts.tasks.broker_accounts_reencrypt"],
+        "trading": ["trading.tasks.heartbeat_publish"],
+    }
+
+
+def test_tasks_survive_a_killed_worker_settings() -> None:
+    # What makes a worker killed mid-task not lose it (the redelivery itself takes the
+    # visibility timeout, an hour, so it is not waited for here).
+    assert celery_app.conf.task_acks_late is True
+    assert celery_app.conf.task_reject_on_worker_lost is True
+    assert celery_app.conf.worker_prefetch_multiplier == 1
+    visibility = celery_app.conf.broker_transport_options["visibility_timeout"]
+    assert visibility > celery_app.conf.task_time_limit
+
+
+@pytest.mark.django_db
+def test_celery_roundtrip_gets_an_answer_from_every_queue(celery_worker: str, capsys) -> None:
+    call_command("celery_roundtrip", "--timeout", "20")
+
+    out = capsys.readouterr().out
+    for queue in ("celery", "accounts", "trading"):
+        assert f"Queue {queue}: pong" in out
+
+
+def test_celery_roundtrip_names_the_queue_nobody_serves(
+    app_env: dict[str, str], servers: Servers, tmp_path
+) -> None:
+    env = {
+        **app_env,
+        "CELERY_BROKER_URL": servers.redis.url(IDLE_BROKER_DB),
+        "CELERY_RESULT_BACKEND": servers.redis.url(IDLE_RESULTS_DB),
+    }
+    redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushdb()
+    worker = [
+        *celery_command("worker", "--queues", "celery,accounts", "--hostname", "partial@localhost"),
+        "--concurrency",
+        "1",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    log = tmp_path / "worker.log"
+
+    def ready() -> None:
+        if "ready." not in log.read_text():
+            raise RuntimeError("worker not ready yet")
+
+    with running(worker, env=env, cwd=APP_DIR, log=log, ready=ready, what="Celery worker"):
+        result = subprocess.run(
+            manage("celery_roundtrip", "--timeout", "5"),
+            env=env,
+            cwd=APP_DIR,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert result.returncode != 0
+    assert "Queue celery: pong" in result.stdout
+    assert "Queue accounts: pong" in result.stdout
+    assert "on queue(s): trading" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_runs_the_heartbeat_and_heartbeat_status_sees_it(
+    app_env: dict[str, str], celery_worker: str, tmp_path, capsys
+) -> None:
+    with pytest.raises(CommandError, match="No heartbeat recorded yet"):
+        call_command("heartbeat_status", "--max-age", "60")
+
+    # Beat writes its schedule where it is told: the image's root filesystem is read-only.
+    schedule = tmp_path / "run" / "celerybeat-schedule"
+    schedule.parent.mkdir()
+    beat = celery_command("beat", "--schedule", str(schedule))
+    env = {**app_env, "HEARTBEAT_INTERVAL_SECONDS": "2"}
+    log = tmp_path / "beat.log"
+
+    def heartbeat_seen() -> None:
+        call_command("heartbeat_status", "--max-age", "10")
+
+    with running(beat, env=env, cwd=APP_DIR, log=log, ready=heartbeat_seen, what="Celery beat"):
+        pass
+
+    assert "Last heartbeat:" in capsys.readouterr().out
+    assert list(schedule.parent.iterdir())  # the schedule file(s), under the given path
+    assert Heartbeat.objects.get(name="beat").runs >= 1
+
+
+@pytest.mark.django_db
+def test_heartbeat_status_fails_when_the_last_heartbeat_is_too_old() -> None:
+    Heartbeat.objects.create(
+        name="beat", last_run_at=timezone.now() - timedelta(minutes=10), runs=3
+    )
+
+    with pytest.raises(CommandError, match="more than 60 s"):
+        call_command("heartbeat_status", "--max-age", "60")

@@ -1,0 +1,156 @@
+"""Production settings, loaded the way the image loads them: ENVIRONMENT=production and
+nothing but environment variables."""
+
+import os
+import secrets
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.conftest import APP_DIR, Servers, daphne, http_ready, manage
+from tests.servers import free_port, running
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    """A sane production environment (no database or Redis needed to import settings)."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "ALLOWED_HOSTS": "trader.example.com",
+        "CSRF_TRUSTED_ORIGINS": "https://trader.example.com",
+        "DB_PASSWORD": secrets.token_urlsafe(16),
+    }
+    env.update(overrides)
+    return {name: value for name, value in env.items() if value is not None}
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        manage(*args), env=env, cwd=APP_DIR, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEY"])
+def test_production_refuses_to_start_without_a_secret(missing: str) -> None:
+    env = production_env()
+    del env[missing]
+
+    result = run_manage("check", env=env)
+
+    assert result.returncode != 0
+    assert f"Set the {missing} environment variable" in result.stderr
+
+
+def test_production_refuses_a_malformed_field_encryption_key() -> None:
+    result = run_manage("check", env=production_env(FIELD_ENCRYPTION_KEY="not-a-key"))
+
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEY holds a value that is not a Fernet key" in result.stderr
+
+
+def test_secrets_can_come_from_files(tmp_path) -> None:
+    # How Podman secrets reach the app: <NAME>_FILE points at the secret's file.
+    env = production_env()
+    for name in ("SECRET_KEY", "FIELD_ENCRYPTION_KEY"):
+        (tmp_path / name).write_text(env.pop(name))
+        env[f"{name}_FILE"] = str(tmp_path / name)
+
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_deploy_is_clean() -> None:
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_reports_empty_allowed_hosts() -> None:
+    result = run_manage("check", "--deploy", env=production_env(ALLOWED_HOSTS=None))
+
+    assert "core.W001" in result.stderr
+
+
+def test_unknown_environment_is_named() -> None:
+    result = run_manage("check", env=production_env(ENVIRONMENT="staging"))
+
+    assert result.returncode != 0
+    assert "ENVIRONMENT='staging' is not one of development, production, test" in result.stderr
+
+
+def test_collectstatic_needs_neither_database_nor_redis(tmp_path) -> None:
+    # As at image build time: dummy secrets, and nothing listens where DB/Redis would be.
+    closed = str(free_port())
+    env = production_env(
+        STATIC_ROOT=str(tmp_path / "static"),
+        DB_HOST="127.0.0.1",
+        DB_PORT=closed,
+        REDIS_URL=f"redis://127.0.0.1:{closed}/0",
+    )
+
+    result = run_manage("collectstatic", "--noinput", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "static" / "staticfiles.json").is_file()
+    assert list((tmp_path / "static" / "admin" / "css").glob("base.*.css.gz"))
+
+
+def test_container_mode_logs_to_stdout() -> None:
+    code = "import logging; logging.getLogger('senex').warning('hello')"
+
+    result = run_manage("shell", "--command", code, env=production_env(CONTAINER_MODE="true"))
+
+    assert result.returncode == 0, result.stderr
+    assert "WARNING senex hello" in result.stdout
+    assert "hello" not in result.stderr
+
+
+def _get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 (http:// only)
+        with opener.open(request, timeout=30) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers)
+
+
+@pytest.mark.django_db
+def test_production_serves_behind_a_tls_proxy(
+    app_env: dict[str, str], servers: Servers, tmp_path
+) -> None:
+    env = production_env(
+        **{name: app_env[name] for name in (*servers.env(), "DB_NAME")},
+        CONTAINER_MODE="true",
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    site = {"Host": "trader.example.com"}
+    log = tmp_path / "daphne.log"
+
+    with running(daphne(port), env=env, cwd=APP_DIR, log=log, ready=http_ready(url), what="Daphne"):
+        health, _ = _get(f"{url}/health/", {})
+        plain, plain_headers = _get(f"{url}/accounts/login/", site)
+        proxied, proxied_headers = _get(
+            f"{url}/accounts/login/", {**site, "X-Forwarded-Proto": "https"}
+        )
+        unknown_host, _ = _get(f"{url}/accounts/login/", {"X-Forwarded-Proto": "https"})
+
+    assert health == 200
+    assert plain == 301
+    assert plain_headers["Location"] == "https://trader.example.com/accounts/login/"
+    assert proxied == 200
+    assert "max-age=3600" in proxied_headers["Strict-Transport-Security"]
+    assert "Secure" in proxied_headers["Set-Cookie"]
+    assert unknown_host == 400

@@ -1,0 +1,86 @@
+"""The live status page end to end: real login over HTTP, a real WebSocket handshake with the
+session cookie, and a heartbeat published by a real Celery worker through channels_redis."""
+
+import http.cookiejar
+import json
+import urllib.parse
+import urllib.request
+
+import pytest
+from django.contrib.auth import get_user_model
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from trading.tasks import heartbeat_publish
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 20
+
+
+def _log_in(url: str, username: str, password: str) -> str:
+    """Log in through the login form as a browser does; returns the session cookie."""
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    browser.open(f"{url}/accounts/login/", timeout=WAIT).read()
+    csrf = next(cookie.value for cookie in jar if cookie.name == "csrftoken")
+    form = urllib.parse.urlencode(
+        {"username": username, "password": password, "csrfmiddlewaretoken": csrf}
+    ).encode()
+    with browser.open(f"{url}/accounts/login/", data=form, timeout=WAIT) as page:
+        assert page.url == f"{url}/trading/"
+        assert b"Live status" in page.read()
+    return next(cookie.value for cookie in jar if cookie.name == "sessionid")
+
+
+def _open(url: str, *, session: str | None, origin: str | None = None) -> ClientConnection:
+    headers = {"Cookie": f"sessionid={session}"} if session else {}
+    return connect(
+        url.replace("http://", "ws://") + "/ws/trading/status/",
+        origin=origin or url,
+        additional_headers=headers,
+        open_timeout=WAIT,
+    )
+
+
+def _receive(socket: ClientConnection) -> dict:
+    return json.loads(socket.recv(timeout=WAIT))
+
+
+@pytest.fixture
+def trader_session(live_server_url: str) -> str:
+    get_user_model().objects.create_user("trader", password="pw-trader")
+    return _log_in(live_server_url, "trader", "pw-trader")
+
+
+def test_logged_in_user_receives_heartbeat_from_the_worker(
+    live_server_url: str, celery_worker: str, trader_session: str
+) -> None:
+    with _open(live_server_url, session=trader_session) as socket:
+        # Sent after the consumer joined the group: heartbeats from now on reach us.
+        assert _receive(socket)["type"] == "connected"
+
+        sent = heartbeat_publish.delay().get(timeout=WAIT)
+
+        received = _receive(socket)
+        while received.get("sequence") != sent["sequence"]:  # a beat from another test
+            received = _receive(socket)
+    assert received == sent
+    assert received["type"] == "heartbeat"
+    assert received["worker"] == sent["worker"]
+
+
+def test_anonymous_websocket_is_refused(live_server_url: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        _open(live_server_url, session=None)
+
+    assert refused.value.response.status_code == 403
+
+
+def test_websocket_from_another_origin_is_refused(
+    live_server_url: str, trader_session: str
+) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        _open(live_server_url, session=trader_session, origin="https://evil.example")
+
+    assert refused.value.response.status_code == 403
