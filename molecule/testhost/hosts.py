@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -136,7 +137,11 @@ def run_command(name: str, argv: list[str]) -> int:
     host = Host(name)
     if not _running(host):
         raise TesthostError(f"test host {name} is not running: create or reboot it first")
-    return subprocess.run(_nsenter(host) + argv, check=False).returncode
+    # A transient unit of the host's own systemd: the command gets a proper cgroup and login
+    # context (loginctl refuses callers outside the host's cgroups) and dies with the host.
+    io = "--pty" if sys.stdin.isatty() else "--pipe"
+    runner = ["systemd-run", "--quiet", "--wait", "--collect", io, "--"]
+    return subprocess.run([*_nsenter(host), *runner, *argv], check=False).returncode
 
 
 def hosts() -> list[dict]:
@@ -216,7 +221,11 @@ def _boot(host: Host) -> None:
             "--register=no", "--keep-unit", f"--machine={host.name}",
             f"--system-call-filter={SYSCALLS}"]  # fmt: skip
     procs = [str(c / "cgroup.procs") for c in host.cgroups]
-    env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
+    # Unified hierarchy: Quadlet runs containers with --cgroups=split. Writable /proc/sys/net:
+    # netavark sets sysctls in the rootless network namespace of every podman network.
+    env = dict(
+        os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1", SYSTEMD_NSPAWN_API_VFS_WRITABLE="network"
+    )
     with open(host.log, "ab") as log:
         subprocess.run(
             ["setsid", "--fork", "sh", "-c", launcher, "sh", str(host.pidfile), *procs, *argv],
