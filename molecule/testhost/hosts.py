@@ -109,13 +109,15 @@ def create(name: str, ssh_port: int) -> dict:
         return host.info() | {"changed": True}
 
 
-def destroy(name: str) -> None:
+def destroy(name: str) -> dict:
     """Power NAME off cleanly and remove its files; nothing to do when it does not exist."""
     check_machine()
     host = Host(name)
     with locked(f"host-{name}", state_dir() / ".locks"):
+        existed = host.dir.exists()
         _power_off(host)
         _remove(host)
+        return {"name": name, "changed": existed}
 
 
 def reboot(name: str) -> dict:

@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
         if args.command == "create":
             print(json.dumps(hosts.create(args.name, args.ssh_port)))
         elif args.command == "destroy":
-            hosts.destroy(args.name)
+            print(json.dumps(hosts.destroy(args.name)))
         elif args.command == "reboot":
             print(json.dumps(hosts.reboot(args.name)))
         elif args.command == "run":
