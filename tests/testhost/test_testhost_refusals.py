@@ -1,0 +1,62 @@
+"""testhost.py refuses bad input early, with a message naming the problem and the fix."""
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from conftest import run_testhost
+
+SSH_PORT = int(os.environ.get("SENEX_TESTHOST_TEST_SSH_PORT_FREE", "2209"))
+
+
+def test_refuses_to_run_unprivileged():
+    # A python the unprivileged user may execute (a virtual environment may live in /root).
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    as_nobody = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", python)
+    result = run_testhost("list", runner=as_nobody)
+    assert result.returncode == 2
+    assert "must run as root" in result.stderr
+
+
+def test_names_the_package_of_a_missing_tool(tmp_path: Path):
+    # A PATH with every tool the tooling needs except systemd-nspawn and mmdebstrap.
+    for tool in ("nsenter", "ssh", "ssh-keygen", "setsid", "cp", "tar"):
+        (tmp_path / tool).symlink_to(shutil.which(tool))
+    result = run_testhost("list", env={"PATH": str(tmp_path)})
+    assert result.returncode == 2
+    assert "missing systemd-nspawn, mmdebstrap" in result.stderr
+    assert "apt-get install -y mmdebstrap systemd-container" in result.stderr
+
+
+def test_refuses_a_port_another_process_listens_on():
+    with socket.create_server(("127.0.0.1", SSH_PORT)):
+        result = run_testhost("create", "th-taken", "--ssh-port", str(SSH_PORT))
+    assert result.returncode == 2
+    assert f"port {SSH_PORT} on 127.0.0.1 is taken" in result.stderr
+    assert "choose another --ssh-port" in result.stderr
+    assert "th-taken" not in run_testhost("list").stdout
+
+
+def test_refuses_a_bad_host_name():
+    result = run_testhost("create", "Bad_Name", "--ssh-port", str(SSH_PORT))
+    assert result.returncode == 2
+    assert "bad host name 'Bad_Name'" in result.stderr
+
+
+def test_refuses_a_privileged_port():
+    result = run_testhost("create", "th-low", "--ssh-port", "22")
+    assert result.returncode == 2
+    assert "choose one in 1024-65535" in result.stderr
+
+
+def test_refuses_to_reboot_a_missing_host():
+    result = run_testhost("reboot", "th-missing")
+    assert result.returncode == 2
+    assert "no test host th-missing: create it first" in result.stderr
+
+
+def test_destroying_a_missing_host_changes_nothing():
+    result = run_testhost("destroy", "th-missing")
+    assert result.returncode == 0
+    assert '"changed": false' in result.stdout
