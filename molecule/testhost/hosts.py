@@ -235,7 +235,7 @@ def _boot(host: Host) -> None:
         )  # fmt: skip
     deadline = time.monotonic() + BOOT_TIMEOUT
     while _init_pid(host) is None:
-        if time.monotonic() > deadline or (host.pidfile.exists() and not _running(host)):
+        if time.monotonic() > deadline or _launcher_exited(host):
             raise TesthostError(f"test host {host.name} did not boot; see {host.log}")
         time.sleep(0.2)
     # "degraded" still means booted; the exit code is not the point, waiting is.
@@ -250,6 +250,12 @@ def _nspawn_pid(host: Host) -> int | None:
         return int(host.pidfile.read_text())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def _launcher_exited(host: Host) -> bool:
+    """True once the launcher (the shell that becomes nspawn) has died, e.g. nspawn failed."""
+    pid = _nspawn_pid(host)
+    return pid is not None and not Path(f"/proc/{pid}").exists()
 
 
 def _running(host: Host) -> bool:
