@@ -236,13 +236,21 @@ def _boot(host: Host) -> None:
     deadline = time.monotonic() + BOOT_TIMEOUT
     while _init_pid(host) is None:
         if time.monotonic() > deadline or _launcher_exited(host):
-            raise TesthostError(f"test host {host.name} did not boot; see {host.log}")
+            raise TesthostError(f"test host {host.name} did not boot: {_log_tail(host)}")
         time.sleep(0.2)
     # "degraded" still means booted; the exit code is not the point, waiting is.
     subprocess.run(
         [*_nsenter(host), "systemctl", "is-system-running", "--wait"],
         capture_output=True, timeout=BOOT_TIMEOUT, check=False,
     )  # fmt: skip
+
+
+def _log_tail(host: Host, lines: int = 5) -> str:
+    """The end of the host's console, kept in the message: a failed create removes the file."""
+    try:
+        return " | ".join(host.log.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no console output)"
 
 
 def _nspawn_pid(host: Host) -> int | None:
@@ -307,7 +315,7 @@ def _wait_for_ssh(host: Host) -> None:
         if time.monotonic() > deadline:
             raise TesthostError(
                 f"SSH to test host {host.name} on port {info['port']} did not answer: "
-                f"{result.stderr.strip()}; see {host.log}"
+                f"{result.stderr.strip()}; its console said: {_log_tail(host)}"
             )
         time.sleep(0.5)
 

@@ -1,11 +1,16 @@
 """testhost.py refuses bad input early, with a message naming the problem and the fix."""
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from conftest import run_testhost
+from conftest import TESTHOST, run_testhost
 
 SSH_PORT = int(os.environ.get("SENEX_TESTHOST_TEST_SSH_PORT_FREE", "2209"))
 
@@ -60,3 +65,24 @@ def test_destroying_a_missing_host_changes_nothing():
     result = run_testhost("destroy", "th-missing")
     assert result.returncode == 0
     assert '"changed": false' in result.stdout
+
+
+def test_a_failed_create_leaves_nothing_behind():
+    # Kill nspawn as soon as it runs: the create must fail and clean up after itself.
+    state = Path(os.environ.get("SENEX_TESTHOST_DIR", "/var/lib/senex-testhost")) / "th-fail"
+    create = subprocess.Popen(
+        [sys.executable, str(TESTHOST), "create", "th-fail", "--ssh-port", str(SSH_PORT)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    while create.poll() is None:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            pid = int((state / "nspawn.pid").read_text())
+            if b"systemd-nspawn" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    _, stderr = create.communicate(timeout=300)
+    assert create.returncode == 2
+    assert "test host th-fail did not boot" in stderr or "did not answer" in stderr
+    assert not state.exists()
+    assert not Path("/sys/fs/cgroup/unified/senex-testhost-th-fail").exists()
