@@ -8,6 +8,7 @@ it as an OCI archive. Archives are cached under names that carry a hash of their
 import hashlib
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common import MIRROR, SUITE, cache_dir, locked, run
@@ -93,9 +94,12 @@ def _build(names: list[str], archives: dict[str, Path]) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        for name in names:
-            _rootfs_tarball(name, work)
-        builder = _builder()
+        # mmdebstrap mostly waits on downloads and dpkg; running the builds side by side
+        # takes about half the time of one after the other.
+        with ThreadPoolExecutor() as pool:
+            builder_ready = pool.submit(_builder)
+            list(pool.map(lambda name: _rootfs_tarball(name, work), names))
+            builder = builder_ready.result()
         script = "set -e\n" + "".join(_import_and_save(name) for name in names)
         # Not booted: the builder only needs podman's storage, never a running container.
         run("systemd-nspawn", "--quiet", f"--directory={builder}", "--register=no",
