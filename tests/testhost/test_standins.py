@@ -5,7 +5,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from conftest import run_json, run_testhost
+from hostcli import run_json, run_testhost
 
 HOST, SSH_PORT = "th-standins", 2206
 USER = "standin"

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_json, run_testhost
+from hostcli import run_json, run_testhost
 
 PORTS = {"th-a": 2203, "th-b": 2204}
 

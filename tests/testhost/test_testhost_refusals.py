@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import TESTHOST, run_testhost
+from hostcli import TESTHOST, run_testhost
 
 SSH_PORT = int(os.environ.get("SENEX_TESTHOST_TEST_SSH_PORT_FREE", "2209"))
 
