@@ -11,7 +11,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import MIRROR, SUITE, cache_dir, locked, run
+from common import MIRROR, SUITE, cache_dir, check_machine, locked, run
 
 IMAGES_DIR = Path(__file__).parent / "images"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -72,6 +72,7 @@ BUILDER_PACKAGES = ["podman", "ca-certificates"]
 
 def build() -> dict[str, str]:
     """Return {name: OCI archive path}, building the archives that are missing."""
+    check_machine()
     archives = {name: _archive(name) for name in IMAGES}
     with locked("standins"):
         missing = [name for name, path in archives.items() if not path.is_file()]
