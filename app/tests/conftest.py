@@ -6,41 +6,24 @@ put into the already-loaded settings here, and into the environment of every sub
 """
 
 import os
-import sys
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
 from senextrader.celery import app as celery_app
-from tests.servers import Postgres, Redis, free_port, postgres_server, redis_server, running
-
-APP_DIR = Path(__file__).resolve().parents[1]
-# Redis databases: cache and channel layer, Celery broker, Celery results.
-CACHE_DB, BROKER_DB, RESULTS_DB = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class Servers:
-    postgres: Postgres
-    redis: Redis
-
-    def env(self) -> dict[str, str]:
-        """The variables that point the app at these servers."""
-        return {
-            "DB_HOST": self.postgres.host,
-            "DB_PORT": str(self.postgres.port),
-            "DB_USER": self.postgres.user,
-            "DB_PASSWORD": self.postgres.password,
-            "DB_SSL_MODE": "disable",
-            "REDIS_URL": self.redis.url(CACHE_DB),
-            "CELERY_BROKER_URL": self.redis.url(BROKER_DB),
-            "CELERY_RESULT_BACKEND": self.redis.url(RESULTS_DB),
-        }
+from tests.commands import APP_DIR, celery_command, daphne, http_ready
+from tests.servers import (
+    BROKER_DB,
+    CACHE_DB,
+    RESULTS_DB,
+    Servers,
+    free_port,
+    postgres_server,
+    redis_server,
+    running,
+)
 
 
 def _apply_to_settings(servers: Servers) -> None:
@@ -90,40 +73,6 @@ def app_env(servers: Servers, django_db_setup: None) -> dict[str, str]:
         "DB_NAME": connection.settings_dict["NAME"],
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def manage(*args: str) -> list[str]:
-    """The command line of `manage.py ARGS` with this interpreter."""
-    return [sys.executable, str(APP_DIR / "manage.py"), *args]
-
-
-def celery_command(*args: str) -> list[str]:
-    """The command line of `celery --app senextrader ARGS`."""
-    return [sys.executable, "-m", "celery", "--app", "senextrader", *args, "--loglevel", "INFO"]
-
-
-def daphne(port: int) -> list[str]:
-    """The command line serving the app's ASGI application on 127.0.0.1:PORT."""
-    return [
-        sys.executable,
-        "-m",
-        "daphne",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "senextrader.asgi:application",
-    ]
-
-
-def http_ready(url: str) -> Callable[[], None]:
-    """A readiness probe: the server answers /health/simple/."""
-
-    def probe() -> None:
-        with urllib.request.urlopen(f"{url}/health/simple/", timeout=2):  # noqa: S310
-            pass
-
-    return probe
 
 
 @pytest.fixture(scope="session")

@@ -244,3 +244,26 @@ def running(
         yield process
     finally:
         stop(process)
+
+
+# Redis databases: cache and channel layer, Celery broker, Celery results.
+CACHE_DB, BROKER_DB, RESULTS_DB = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Servers:
+    postgres: Postgres
+    redis: Redis
+
+    def env(self) -> dict[str, str]:
+        """The variables that point the app at these servers."""
+        return {
+            "DB_HOST": self.postgres.host,
+            "DB_PORT": str(self.postgres.port),
+            "DB_USER": self.postgres.user,
+            "DB_PASSWORD": self.postgres.password,
+            "DB_SSL_MODE": "disable",
+            "REDIS_URL": self.redis.url(CACHE_DB),
+            "CELERY_BROKER_URL": self.redis.url(BROKER_DB),
+            "CELERY_RESULT_BACKEND": self.redis.url(RESULTS_DB),
+        }

@@ -17,8 +17,8 @@ from django.utils import timezone
 from accounts.tasks import broker_accounts_reencrypt
 from core.tasks import ping
 from senextrader.celery import app as celery_app
-from tests.conftest import APP_DIR, CACHE_DB, Servers, celery_command, manage
-from tests.servers import running, wait_until
+from tests.commands import APP_DIR, celery_command, manage
+from tests.servers import CACHE_DB, Servers, running, wait_until
 from trading.models import Heartbeat
 from trading.tasks import heartbeat_publish
 

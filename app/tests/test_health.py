@@ -5,7 +5,7 @@ import urllib.request
 import pytest
 from django.test import Client, override_settings
 
-from tests.conftest import APP_DIR, daphne, http_ready
+from tests.commands import APP_DIR, daphne, http_ready
 from tests.servers import free_port, running
 
 pytestmark = pytest.mark.django_db

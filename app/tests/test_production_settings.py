@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.conftest import APP_DIR, Servers, daphne, http_ready, manage
-from tests.servers import free_port, running
+from tests.commands import APP_DIR, daphne, http_ready, manage
+from tests.servers import Servers, free_port, running
 
 
 def production_env(**overrides: str) -> dict[str, str]:

@@ -1,0 +1,42 @@
+"""Command lines that run the app in subprocesses, as the image runs it."""
+
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+APP_DIR = Path(__file__).resolve().parents[1]
+
+
+def manage(*args: str) -> list[str]:
+    """The command line of `manage.py ARGS` with this interpreter."""
+    return [sys.executable, str(APP_DIR / "manage.py"), *args]
+
+
+def celery_command(*args: str) -> list[str]:
+    """The command line of `celery --app senextrader ARGS`."""
+    return [sys.executable, "-m", "celery", "--app", "senextrader", *args, "--loglevel", "INFO"]
+
+
+def daphne(port: int) -> list[str]:
+    """The command line serving the app's ASGI application on 127.0.0.1:PORT."""
+    return [
+        sys.executable,
+        "-m",
+        "daphne",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "senextrader.asgi:application",
+    ]
+
+
+def http_ready(url: str) -> Callable[[], None]:
+    """A readiness probe: the server answers /health/simple/."""
+
+    def probe() -> None:
+        with urllib.request.urlopen(f"{url}/health/simple/", timeout=2):  # noqa: S310
+            pass
+
+    return probe
