@@ -40,3 +40,13 @@ def http_ready(url: str) -> Callable[[], None]:
             pass
 
     return probe
+
+
+def log_says(log: Path, text: str) -> Callable[[], None]:
+    """A readiness probe: the process's log contains `text` (Celery's worker says "ready.")."""
+
+    def probe() -> None:
+        if text not in log.read_text():
+            raise RuntimeError(f"{log.name} does not say {text!r} yet")
+
+    return probe

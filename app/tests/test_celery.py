@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.tasks import broker_accounts_reencrypt
 from core.tasks import ping
 from senextrader.celery import app as celery_app
-from tests.commands import APP_DIR, celery_command, manage
+from tests.commands import APP_DIR, celery_command, log_says, manage
 from tests.servers import CACHE_DB, Servers, running, wait_until
 from trading.models import Heartbeat
 from trading.tasks import heartbeat_publish
@@ -68,10 +68,6 @@ def test_a_task_survives_its_worker_process_being_killed(
     )
     log = tmp_path / "worker.log"
 
-    def ready() -> None:
-        if "ready." not in log.read_text():
-            raise RuntimeError("worker not ready yet")
-
     def ran(times: int) -> Callable[[], None]:
         def check() -> None:
             if runs.llen(key) < times:
@@ -79,7 +75,9 @@ def test_a_task_survives_its_worker_process_being_killed(
 
         return check
 
-    with running(worker, env=env, cwd=APP_DIR, log=log, ready=ready, what="Celery worker") as proc:
+    with running(
+        worker, env=env, cwd=APP_DIR, log=log, ready=log_says(log, "ready."), what="Celery worker"
+    ) as proc:
         with celery_app.connection_for_write(env["CELERY_BROKER_URL"]) as conn:
             celery_app.send_task(
                 "tests.record_and_sleep", args=[key, 600], producer=conn.Producer()
@@ -120,11 +118,9 @@ def test_celery_roundtrip_names_the_queue_nobody_serves(
     ]
     log = tmp_path / "worker.log"
 
-    def ready() -> None:
-        if "ready." not in log.read_text():
-            raise RuntimeError("worker not ready yet")
-
-    with running(worker, env=env, cwd=APP_DIR, log=log, ready=ready, what="Celery worker"):
+    with running(
+        worker, env=env, cwd=APP_DIR, log=log, ready=log_says(log, "ready."), what="Celery worker"
+    ):
         result = subprocess.run(
             manage("celery_roundtrip", "--timeout", "5"),
             env=env,
