@@ -32,6 +32,27 @@ def daphne(port: int) -> list[str]:
     ]
 
 
+def gunicorn(port: int) -> list[str]:
+    """The same application under Gunicorn with uvicorn's worker class (the image's other route)."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--worker-class",
+        "uvicorn_worker.UvicornWorker",
+        "--workers",
+        "1",
+        # Gunicorn 27 opens a control socket by default; parallel test servers would collide.
+        "--no-control-socket",
+        "senextrader.asgi:application",
+    ]
+
+
+ASGI_SERVERS = {"daphne": daphne, "gunicorn": gunicorn}
+
+
 def http_ready(url: str) -> Callable[[], None]:
     """A readiness probe: the server answers /health/simple/."""
 

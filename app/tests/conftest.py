@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from senextrader.celery import app as celery_app
-from tests.commands import APP_DIR, celery_command, daphne, http_ready
+from tests.commands import APP_DIR, ASGI_SERVERS, celery_command, http_ready
 from tests.servers import (
     BROKER_DB,
     CACHE_DB,
@@ -102,15 +102,18 @@ def celery_worker(
         yield name
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=sorted(ASGI_SERVERS))
 def live_server_url(
-    app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    app_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    """The app served over HTTP and WebSocket by a real Daphne process."""
+    """The app served over HTTP and WebSocket by a real ASGI server: Daphne, then Gunicorn."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    log = tmp_path_factory.mktemp(request.param) / "server.log"
+    command = ASGI_SERVERS[request.param](port)
     with running(
-        daphne(port), env=app_env, cwd=APP_DIR, log=log, ready=http_ready(url), what="Daphne"
+        command, env=app_env, cwd=APP_DIR, log=log, ready=http_ready(url), what=request.param
     ):
         yield url
