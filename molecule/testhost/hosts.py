@@ -326,9 +326,11 @@ def _power_off(host: Host) -> None:
         subprocess.run([*_nsenter(host), "systemctl", "poweroff"], capture_output=True, check=False)
         if not _wait_gone(host, POWEROFF_TIMEOUT):
             # nspawn turns SIGTERM into an orderly shutdown of a booted host.
-            os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
             if not _wait_gone(host, 30):
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
                 _wait_gone(host, 10)
     _remove_cgroups(host)
     host.pidfile.unlink(missing_ok=True)
