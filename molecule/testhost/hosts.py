@@ -102,9 +102,11 @@ def create(name: str, ssh_port: int) -> dict:
             _boot(host)
             _wait_for_ssh(host)
         except BaseException:
-            # A failed create leaves nothing behind, so the next attempt starts clean.
+            # A failed create leaves nothing behind, so the next attempt starts clean; a host
+            # that existed before (stopped, e.g. after this machine restarted) keeps its files.
             _power_off(host)
-            _remove(host)
+            if not settings:
+                _remove(host)
             raise
         return host.info() | {"changed": True}
 
