@@ -93,6 +93,9 @@ def create(name: str, ssh_port: int) -> dict:
         if settings and _running(host):
             _wait_for_ssh(host)
             return host.info() | {"changed": False}
+        # Leftovers of a half-made host go; a stopped one loses what still runs in its cgroups
+        # (its systemd survives when nspawn is killed) and boots again.
+        _power_off(host)
         if not settings:
             _remove(host)
         _check_port_free(ssh_port, name)

@@ -1,6 +1,7 @@
 """Two test hosts at once: reachable over SSH, independent, rebooted and destroyed cleanly."""
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,17 @@ def test_reboot_keeps_files_and_leaves_the_other_host_alone(hosts):
     assert ssh(a, boot_id) != before_a
     assert ssh(a, "cat /var/lib/reboot-marker") == "kept"
     assert ssh(b, boot_id) == before_b
+
+
+def test_create_boots_again_a_host_whose_nspawn_died(hosts):
+    b = hosts["th-b"]
+    ssh(b, "echo kept > /var/lib/crash-marker")
+    pidfile = Path(b["identity_file"]).with_name("nspawn.pid")
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    # The host's systemd outlives nspawn (sshd still answers); create must clear it away.
+    again = run_json("create", "th-b", "--ssh-port", str(PORTS["th-b"]))
+    assert again["changed"] is True
+    assert ssh(b, "cat /var/lib/crash-marker") == "kept"
 
 
 def test_destroy_removes_one_host_and_not_the_other(hosts):
