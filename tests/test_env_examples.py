@@ -11,6 +11,8 @@ APP = ROOT / "app"
 EXAMPLES = [ROOT / ".env.example", ROOT / ".env.production.example"]
 # `NAME=value`, or `# NAME=value` for an optional variable shown with an example value.
 DEFINITION = re.compile(r"^(?:# )?([A-Z][A-Z0-9_]*)=")
+# Below this line an example lists what the Compose files read, not the app.
+COMPOSE_SECTION = "# ---- Read by docker-compose*.yml (not by the app) ----"
 
 
 def _string_arg(call: ast.Call) -> str | None:
@@ -69,11 +71,13 @@ def app_sources() -> list[Path]:
     ]
 
 
-def documented(example: Path) -> dict[str, str]:
-    """Variable name -> the comment right above its definition (empty when missing)."""
+def documented(example: Path, *, compose: bool = False) -> dict[str, str]:
+    """Variable name -> the comment right above its definition (empty when missing): the
+    app's variables, or with `compose` those of the Compose section."""
     found = {}
     previous = ""
-    for line in example.read_text().splitlines():
+    app_part, _, compose_part = example.read_text().partition(COMPOSE_SECTION)
+    for line in (compose_part if compose else app_part).splitlines():
         match = DEFINITION.match(line)
         if match:
             comment = (
@@ -117,3 +121,11 @@ def test_every_documented_variable_has_a_comment_and_is_read(example: Path) -> N
     for name, comment in documented(example).items():
         assert comment, f"{example.name}: put a comment line right above {name}."
         assert name in read, f"{example.name} documents {name}, which the app never reads."
+
+
+def test_compose_variables_are_documented_and_used() -> None:
+    compose = "".join(path.read_text() for path in ROOT.glob("docker-compose*.yml"))
+    docs = documented(ROOT / ".env.example", compose=True)
+    for name, comment in docs.items():
+        assert comment, f".env.example: put a comment line right above {name}."
+        assert f"${{{name}" in compose, f".env.example lists {name}, which no Compose file reads."
