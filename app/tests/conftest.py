@@ -25,6 +25,15 @@ from tests.servers import (
     running,
 )
 
+# Every wait in these tests is bounded; this is the backstop should one still hang.
+TEST_TIMEOUT_SECONDS = 180
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(APP_DIR) and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_SECONDS))
+
 
 def _apply_to_settings(servers: Servers) -> None:
     # In place: database connections and caches hold on to these dictionaries.
