@@ -45,7 +45,8 @@ molecule: venv ## Run every Molecule scenario against fresh test hosts.
 test: deps venv lint test-python molecule ## Run every test (needs root: test hosts boot with systemd-nspawn).
 
 sandbox: deps venv ## Deploy the whole stack to a local disposable test host and print its URL.
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-playbook ansible/sandbox.yml
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-playbook -i inventories/sandbox/hosts.yml \
+	  --vault-password-file inventories/sandbox/SANDBOX-ONLY-vault-password ansible/sandbox.yml
 
 sandbox-destroy: venv ## Power off and remove the sandbox test host.
 	$(TESTHOST) destroy sandbox
