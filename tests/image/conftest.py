@@ -12,6 +12,7 @@ SSH_PORT = int(os.environ.get("SENEX_IMAGE_TEST_SSH_PORT", "2211"))
 WEB_PORT = int(os.environ.get("SENEX_IMAGE_TEST_WEB_PORT", "18011"))
 IMAGE = "localhost/senex-trader:test"
 CODE_CHANGE_IMAGE = "localhost/senex-trader:code-change"
+DEPENDENCIES_IMAGE = "localhost/senex-trader:dependencies-stage"
 # The production settings' required variables: placeholders, only for these containers.
 APP_ENV = {
     "SECRET_KEY": "image-test-secret-key-not-used-anywhere-else-0123456789",
@@ -37,7 +38,9 @@ def host() -> Iterator[ImageHost]:
         image_host.prepare()
         yield image_host
     finally:
-        image_host.destroy()
+        # Kept on request, to look around after a failure; `testhost.py destroy` removes it.
+        if os.environ.get("SENEX_IMAGE_TEST_KEEP_HOST") != "1":
+            image_host.destroy()
 
 
 @pytest.fixture(scope="session")
