@@ -1,9 +1,9 @@
 """Settings shared by every environment.
 
-The environment is read here, and only here, through one django-environ object. FileAwareEnv
-also accepts `<NAME>_FILE` (a path whose content is the value): that is how Podman secrets
-reach the app. Every variable read here is documented in `.env.example` and
-`.env.production.example`; a test enforces it.
+The environment is read through one django-environ object, `env` below; the files per
+environment import it for their own reads. FileAwareEnv also accepts `<NAME>_FILE` (a path
+whose content is the value): that is how Podman secrets reach the app. Every variable read
+is documented in `.env.example` and `.env.production.example`; a test enforces it.
 """
 
 import sys
