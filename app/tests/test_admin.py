@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from accounts.services import broker_account_create
+from trading.services import heartbeat_record
 
 pytestmark = pytest.mark.django_db
 
@@ -76,3 +77,18 @@ def test_login_page_logs_in_and_leads_to_the_status_page(client: Client) -> None
 
     assert response.redirect_chain[-1][0] == "/trading/"
     assert b"Live status" in response.content
+
+
+def test_admin_shows_the_last_heartbeat_read_only(client: Client) -> None:
+    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-admin")
+    heartbeat = heartbeat_record()
+    client.force_login(admin)
+
+    listing = client.get("/admin/trading/heartbeat/")
+    change = client.post(f"/admin/trading/heartbeat/{heartbeat.pk}/change/", {"runs": "99"})
+
+    assert listing.status_code == 200
+    assert b"beat" in listing.content
+    assert change.status_code == 403
+    heartbeat.refresh_from_db()
+    assert heartbeat.runs == 1
