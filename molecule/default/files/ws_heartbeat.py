@@ -7,7 +7,8 @@ Exits 0 and prints the heartbeat once one arrives; non-zero with the reason othe
 """
 
 import base64
-import http.cookiejar
+import http.client
+import http.cookies
 import json
 import os
 import re
@@ -15,26 +16,42 @@ import socket
 import sys
 import time
 import urllib.parse
-import urllib.request
+
+
+def request(base: str, method: str, path: str, cookies: dict, body: str = "") -> dict:
+    """Send one request as the TLS-terminating proxy would; return the cookies it sets."""
+    url = urllib.parse.urlsplit(base)
+    connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=10)
+    headers = {
+        # The app sits behind a TLS proxy: it trusts this header and marks its cookies Secure.
+        "X-Forwarded-Proto": "https",
+        "Origin": f"https://{url.netloc}",
+        "Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items()),
+    }
+    if body:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    page = response.read().decode(errors="replace")
+    if response.status >= 400:
+        sys.exit(f"{method} {path}: HTTP {response.status}")
+    jar = http.cookies.SimpleCookie()
+    for header in response.headers.get_all("Set-Cookie") or []:
+        jar.load(header)
+    return {"page": page, "cookies": {name: morsel.value for name, morsel in jar.items()}}
 
 
 def login(base: str, username: str, password: str) -> str:
     """Return the Cookie header of a logged-in session."""
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    page = opener.open(f"{base}/accounts/login/", timeout=10).read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    form_page = request(base, "GET", "/accounts/login/", {})
+    cookies = form_page["cookies"]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form_page["page"])
     if not token:
         sys.exit("no CSRF token in /accounts/login/")
     form = urllib.parse.urlencode(
         {"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)}
-    ).encode()
-    # BASE_URL's scheme is checked in main(): only http and https reach here.
-    request = urllib.request.Request(  # noqa: S310
-        f"{base}/accounts/login/", data=form, headers={"Referer": base}
     )
-    opener.open(request, timeout=10).read()
-    cookies = {cookie.name: cookie.value for cookie in jar}
+    cookies |= request(base, "POST", "/accounts/login/", cookies, form)["cookies"]
     if "sessionid" not in cookies:
         sys.exit("login failed: no session cookie (wrong user or password?)")
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
