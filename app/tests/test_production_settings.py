@@ -172,3 +172,25 @@ def test_production_serves_behind_a_tls_proxy(
     assert "max-age=3600" in proxied_headers["Strict-Transport-Security"]
     assert "Secure" in proxied_headers["Set-Cookie"]
     assert unknown_host == 400
+
+
+def test_development_settings_need_no_environment() -> None:
+    env = {"PATH": os.environ["PATH"], "ENVIRONMENT": "development"}
+
+    result = run_manage("check", env=env)
+
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.django_db
+def test_db_ssl_mode_reaches_the_database_driver(app_env: dict[str, str], servers: Servers) -> None:
+    # The test server speaks no TLS: `require` must make the connection fail, `disable` work.
+    connect = "from django.db import connection; connection.ensure_connection(); print('ok')"
+    env = production_env(**{name: app_env[name] for name in (*servers.env(), "DB_NAME")})
+
+    plain = run_manage("shell", "--command", connect, env=env)
+    tls = run_manage("shell", "--command", connect, env={**env, "DB_SSL_MODE": "require"})
+
+    assert plain.stdout.splitlines()[-1] == "ok", plain.stderr
+    assert tls.returncode != 0
+    assert "server does not support SSL" in tls.stderr
