@@ -120,13 +120,17 @@ class ImageHost:
             f" /home/{BUILDER}/.ssh/authorized_keys"
             f" && loginctl enable-linger {BUILDER}"
         )
-        archive = json.loads(testhost("standins"))["python"]
+        self.load_standin("python")
+        self.check(f"cat > /home/{BUILDER}/ca.crt", user=BUILDER, stdin=CA_BUNDLE.read_bytes())
+
+    def load_standin(self, name: str) -> None:
+        """Loads a stand-in image (python, postgres, redis) into the builder's storage."""
+        archive = json.loads(testhost("standins"))[name]
         self.check(
-            "cat > base.tar && podman load --quiet --input base.tar && rm base.tar",
+            "cat > standin.tar && podman load --quiet --input standin.tar && rm standin.tar",
             user=BUILDER,
             stdin=Path(archive).read_bytes(),
         )
-        self.check(f"cat > /home/{BUILDER}/ca.crt", user=BUILDER, stdin=CA_BUNDLE.read_bytes())
 
     def upload_context(self, destination: str = CONTEXT, change: str = "") -> None:
         """Copies app/, docker/ and .dockerignore; `change` appends a comment to that file."""

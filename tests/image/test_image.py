@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 from conftest import CODE_CHANGE_IMAGE, DEPENDENCIES_IMAGE, IMAGE, SSH_PORT, WEB_PORT, env_flags
-from imagehost import BASE_IMAGE, BUILD_CONTEXT_CHANGE, ImageHost
+from imagehost import BASE_IMAGE, BUILD_CONTEXT_CHANGE, ImageHost, Result
 
 pytestmark = pytest.mark.usefixtures("build_output")
 
@@ -188,3 +188,67 @@ def test_code_only_change_reuses_the_dependency_layers(host: ImageHost) -> None:
     # On top of the base: the user, then the copied virtual environment; both unchanged.
     assert first_difference > len(base) + 1
     assert before[: len(base)] == base
+
+
+def wait_until(host: ImageHost, command: str, what: str) -> Result:
+    """Runs a podman command as the builder until it succeeds; fails after a minute."""
+    deadline = time.monotonic() + 60
+    while True:
+        result = host.podman(command)
+        if result.returncode == 0:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} never happened: {result.output}")
+        time.sleep(1)
+
+
+@pytest.fixture
+def redis(host: ImageHost):
+    """The Redis stand-in on its own network, reached by name as in the deployed stack."""
+    host.load_standin("redis")
+    host.check(
+        "podman network create senex-test"
+        " && podman run -d --name redis --network senex-test localhost/senex-standin-redis:8",
+        user="builder",
+    )
+    yield "redis://redis:6379/0"
+    host.ssh(
+        "podman rm --force --time 0 worker beat redis; podman network rm --force senex-test",
+        "builder",
+    )
+
+
+def test_worker_serves_the_queues_and_warm_stops(host: ImageHost, redis: str) -> None:
+    flags = env_flags(REDIS_URL=redis, WAIT_FOR_SERVICES="false")
+    host.check(
+        f"podman run -d --name worker --network senex-test --read-only {flags} {IMAGE} worker",
+        user="builder",
+    )
+    queues = wait_until(
+        host,
+        "exec worker celery --app senextrader inspect active_queues --timeout 5",
+        "the worker answering on the broker",
+    )
+    for queue in ("celery", "accounts", "trading"):
+        assert f"'name': '{queue}'" in queues.output or f'"name": "{queue}"' in queues.output
+    host.check("podman stop --time 30 worker", "builder")
+    state = host.check("podman inspect --format '{{.State.ExitCode}}' worker", "builder")
+    assert state.stdout.strip() == "0"
+    assert "Warm shutdown" in host.podman("logs worker").output
+
+
+def test_beat_keeps_its_schedule_in_run_senex_on_a_read_only_root(
+    host: ImageHost, redis: str
+) -> None:
+    flags = env_flags(REDIS_URL=redis, WAIT_FOR_SERVICES="false")
+    host.check(
+        "podman run -d --name beat --network senex-test --read-only --tmpfs /tmp"
+        f" --tmpfs /run/senex:U {flags} {IMAGE} beat",
+        user="builder",
+    )
+    wait_until(
+        host, "exec beat sh -c 'ls /run/senex/celerybeat-schedule*'", "the beat schedule file"
+    )
+    host.check("podman stop --time 30 beat", "builder")
+    state = host.check("podman inspect --format '{{.State.ExitCode}}' beat", "builder")
+    assert state.stdout.strip() != "137", host.podman("logs beat").output
