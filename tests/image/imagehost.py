@@ -149,13 +149,20 @@ class ImageHost:
             stdin=buffer.getvalue(),
         )
 
-    def build(self, tag: str, context: str = CONTEXT, target: str = "", **build_args: str):
+    def build(
+        self,
+        tag: str,
+        context: str = CONTEXT,
+        target: str = "",
+        dockerfile: str = "docker/Dockerfile",
+        **build_args: str,
+    ) -> Result:
         args = {"BASE_IMAGE": BASE_IMAGE, "BUILD_PACKAGES": TEST_BUILD_PACKAGES, **build_args}
         flags = " ".join(f"--build-arg {k}={shlex.quote(v)}" for k, v in args.items())
         if target:
             flags += f" --target {target}"
         return self.check(
-            f"cd {context} && podman build --format docker -f docker/Dockerfile {flags}"
+            f"cd {context} && podman build --format docker -f {dockerfile} {flags}"
             f" --secret id=ca_bundle,src=/home/{BUILDER}/ca.crt -t {tag} .",
             user=BUILDER,
         )

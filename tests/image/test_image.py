@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 from conftest import CODE_CHANGE_IMAGE, DEPENDENCIES_IMAGE, IMAGE, SSH_PORT, WEB_PORT, env_flags
-from imagehost import BASE_IMAGE, BUILD_CONTEXT_CHANGE, ImageHost, Result
+from imagehost import BASE_IMAGE, BUILD_CONTEXT_CHANGE, CONTEXT, ImageHost, Result
 
 pytestmark = pytest.mark.usefixtures("build_output")
 
@@ -252,3 +252,37 @@ def test_beat_keeps_its_schedule_in_run_senex_on_a_read_only_root(
     host.check("podman stop --time 30 beat", "builder")
     state = host.check("podman inspect --format '{{.State.ExitCode}}' beat", "builder")
     assert state.stdout.strip() != "137", host.podman("logs beat").output
+
+
+def test_development_image_serves_the_mounted_code(host: ImageHost) -> None:
+    dev_image = "localhost/senex-trader:dev"
+    host.build(dev_image, dockerfile="docker/Dockerfile.dev", BUILD_PACKAGES="")
+    mount = f"-v {CONTEXT}/app:/app:ro"
+    check = host.podman(f"run --rm {mount} {dev_image} manage check")
+    assert check.returncode == 0, check.output
+    assert "System check identified no issues" in check.output
+    # runserver checks migrations at start, so it needs a database.
+    host.load_standin("postgres")
+    host.check(
+        "podman network create senex-dev && podman run -d --name postgres --network senex-dev"
+        " -e POSTGRES_USER=senex -e POSTGRES_PASSWORD=dev -e POSTGRES_DB=senex"
+        " localhost/senex-standin-postgres:17",
+        "builder",
+    )
+    try:
+        wait_until(host, "exec postgres pg_isready -h 127.0.0.1 -U senex", "PostgreSQL ready")
+        host.check(
+            f"podman run -d --name dev --network senex-dev {mount} -e DB_HOST=postgres"
+            f" -e DB_PASSWORD=dev -p 127.0.0.1:{WEB_PORT}:8000 {dev_image}",
+            "builder",
+        )
+        status, body = get("/health/simple/")
+        assert status == 200, (body, host.podman("logs dev").output)
+        logs = host.podman("logs dev").output
+        assert "senextrader.settings.development" in logs, logs
+        assert "StatReloader" in logs, "runserver should reload on code changes"
+    finally:
+        host.ssh(
+            "podman rm --force --time 0 dev postgres; podman network rm --force senex-dev",
+            "builder",
+        )
