@@ -94,11 +94,11 @@ def test_invalid_wait_retries_fails_early(host: ImageHost) -> None:
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def get(path: str) -> tuple[int, bytes]:
-    """GETs from the published port, waiting while the server starts."""
+def get(path: str, port: int = WEB_PORT) -> tuple[int, bytes]:
+    """GETs from a published port, waiting while the server starts."""
     # As the TLS-terminating proxy would: production settings redirect plain HTTP otherwise.
     request = urllib.request.Request(
-        f"http://127.0.0.1:{WEB_PORT}{path}", headers={"X-Forwarded-Proto": "https"}
+        f"http://127.0.0.1:{port}{path}", headers={"X-Forwarded-Proto": "https"}
     )
     deadline = time.monotonic() + 60
     while True:
@@ -107,7 +107,7 @@ def get(path: str) -> tuple[int, bytes]:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
@@ -141,6 +141,32 @@ def test_web_serves_from_a_read_only_root_as_uid_1000(host: ImageHost, web: str)
         assert host.podman(f"exec {web} touch /{writable}/written").returncode == 0, writable
     health = host.podman(f"healthcheck run {web}")
     assert health.returncode == 0, health.output
+
+
+@pytest.mark.parametrize("route", ["web", "gunicorn"])
+def test_web_takes_the_socket_systemd_passes(host: ImageHost, route: str) -> None:
+    # systemd-socket-activate holds the listening socket as a .socket unit would and hands
+    # it to podman, which passes it on to the container's PID 1 as fd 3.
+    port = WEB_PORT + 1
+    flags = env_flags(WAIT_FOR_SERVICES="false", GUNICORN_WORKERS="1")
+    host.check(
+        f"nohup systemd-socket-activate --listen 127.0.0.1:{port}"
+        f" podman run --rm --name socket-web {flags} {IMAGE} {route} > socket-web.log 2>&1 &"
+        " echo $! > socket-web.pid",
+        "builder",
+    )
+    try:
+        status, body = get("/health/simple/", port=port)
+        assert status == 200, body
+        logs = host.podman("logs socket-web").output
+        # Nothing listens on the image's own 0.0.0.0:8000: the socket came from outside.
+        assert "0.0.0.0:8000" not in logs, logs
+        assert f"127.0.0.1:{port}" in logs, logs
+    finally:
+        host.ssh(
+            "podman rm --force --time 0 socket-web; kill $(cat socket-web.pid) 2>/dev/null",
+            "builder",
+        )
 
 
 def test_web_stops_on_sigterm(host: ImageHost, web: str) -> None:
