@@ -80,3 +80,16 @@ def test_the_ci_workflow_follows_the_github_workflow_schema():
     workflow = ROOT / ".github/workflows/build-and-push.yml"
     result = check_jsonschema(str(workflow), schema="vendor.github-workflows")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_health_check_tests_are_shell_strings_so_overrides_replace_them(path):
+    # podman-compose 1.3 appends an override's list to the base file's list, which would run
+    # the base command with the override's words as arguments; a string replaces it.
+    services = yaml.safe_load(path.read_text())["services"]
+    lists = [
+        name
+        for name, service in services.items()
+        if not isinstance(service.get("healthcheck", {}).get("test", ""), str)
+    ]
+    assert lists == [], f"list-form health check tests in {path.name}: {lists}"
