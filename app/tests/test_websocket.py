@@ -85,3 +85,21 @@ def test_websocket_from_another_origin_is_refused(
         _open(live_server_url, session=trader_session, origin="https://evil.example")
 
     assert refused.value.response.status_code == 403
+
+
+def test_an_idle_websocket_outlives_the_channel_layers_blocking_read(
+    live_server_url: str, celery_worker: str, trader_session: str
+) -> None:
+    # channels_redis waits for messages with a blocking BZPOPMIN of 5 s; a Redis client whose
+    # socket timeout is not longer than that drops every idle consumer (redis-py 8 defaults to 5 s).
+    idle = 8
+    with _open(live_server_url, session=trader_session) as socket:
+        assert _receive(socket)["type"] == "connected"
+        with pytest.raises(TimeoutError):
+            socket.recv(timeout=idle)
+
+        sent = heartbeat_publish.delay().get(timeout=WAIT)
+        received = _receive(socket)
+        while received.get("sequence") != sent["sequence"]:
+            received = _receive(socket)
+        assert received == sent

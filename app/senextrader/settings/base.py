@@ -115,7 +115,10 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # channels_redis waits for messages with a blocking read of 5 s; redis-py 8 gives
+            # every socket a 5 s read timeout by default, which tore idle WebSockets down.
+            # Longer than the blocking read, but still bounded so a dead connection is noticed.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
             "capacity": 1500,
             "expiry": 60,
             "group_expiry": 300,
