@@ -93,3 +93,16 @@ def test_health_check_tests_are_shell_strings_so_overrides_replace_them(path):
         if not isinstance(service.get("healthcheck", {}).get("test", ""), str)
     ]
     assert lists == [], f"list-form health check tests in {path.name}: {lists}"
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_no_environment_entry_interpolates_its_own_name(path):
+    # podman-compose 1.3 resolves ${NAME} inside a service from that service's own environment
+    # first, so `NAME: ${NAME:-default}` stays the literal text when NAME is not in .env.
+    document = yaml.safe_load(path.read_text())
+    own = [
+        f"{service}.{key}"
+        for service, key, value in environment_values(document)
+        if re.search(r"\$\{" + re.escape(key) + r"\b", value)
+    ]
+    assert own == [], f"environment entries that interpolate their own name in {path.name}: {own}"
