@@ -24,9 +24,9 @@ COMPOSE_TIMEOUT = 600
 VOLUMES = {f"{PROJECT}_postgres_data", f"{PROJECT}_redis_data", f"{PROJECT}_media"}
 
 
-def dotenv(web_port: int, postgres_port: int, redis_port: int) -> str:
+def dotenv_values(web_port: int, postgres_port: int, redis_port: int) -> dict[str, str]:
     """The `.env` a developer would write, pointing at the stand-ins; placeholders only."""
-    values = {
+    return {
         "POSTGRES_IMAGE": "localhost/senex-standin-postgres:17",
         "REDIS_IMAGE": "localhost/senex-standin-redis:8",
         "BASE_IMAGE": BASE_IMAGE,
@@ -50,6 +50,9 @@ def dotenv(web_port: int, postgres_port: int, redis_port: int) -> str:
             for resource in ("CPUS", "MEMORY")
         },
     }
+
+
+def dotenv(values: dict[str, str]) -> str:
     return "".join(f"{key}={value}\n" for key, value in values.items())
 
 

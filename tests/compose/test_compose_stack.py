@@ -4,19 +4,22 @@ published port, `down` keeps the named volumes."""
 
 import json
 import os
+import shlex
 import time
 from collections.abc import Iterator
 
 import pytest
+import yaml
 from composehost import (
     DEV_IMAGE,
     IMAGE,
     VOLUMES,
     ComposeHost,
     dotenv,
+    dotenv_values,
     http_get,
 )
-from imagehost import TESTHOST
+from imagehost import BUILDER, ROOT, TESTHOST
 
 HOST_NAME = os.environ.get("SENEX_COMPOSE_TEST_HOST", "cmp1")
 SSH_PORT = int(os.environ.get("SENEX_COMPOSE_TEST_SSH_PORT", "2251"))
@@ -24,6 +27,7 @@ SSH_PORT = int(os.environ.get("SENEX_COMPOSE_TEST_SSH_PORT", "2251"))
 WEB_PORT = int(os.environ.get("SENEX_COMPOSE_TEST_WEB_PORT", "18051"))
 POSTGRES_PORT = WEB_PORT + 1
 REDIS_PORT = WEB_PORT + 2
+DOTENV_VALUES = dotenv_values(WEB_PORT, POSTGRES_PORT, REDIS_PORT)
 LONG_RUNNING = {"postgres", "redis", "web", "celery_worker", "celery_beat"}
 # A bound, not a timing claim: beat's health needs a heartbeat, one beat interval after start.
 HEALTHY_WITHIN = 420
@@ -39,7 +43,7 @@ def host() -> Iterator[ComposeHost]:
     compose_host.create()
     try:
         compose_host.prepare()
-        compose_host.upload_project(dotenv(WEB_PORT, POSTGRES_PORT, REDIS_PORT))
+        compose_host.upload_project(dotenv(DOTENV_VALUES))
         # Built ahead with the CA bundle as a build secret (pip goes through this network's
         # proxy); `up` then finds the images by the names in .env and builds nothing.
         compose_host.build(IMAGE, BUILD_PACKAGES="")
@@ -68,6 +72,16 @@ def wait_until_settled(host: ComposeHost, expected: set[str]) -> dict[str, dict]
         time.sleep(5)
 
 
+def expected_health_checks(override: str) -> dict[str, str]:
+    """Each service's health check test as Compose merges the two files: the override's wins."""
+    tests = {}
+    for name in ("docker-compose.yml", override):
+        for service, spec in yaml.safe_load((ROOT / name).read_text())["services"].items():
+            if "test" in spec.get("healthcheck", {}):
+                tests[service] = spec["healthcheck"]["test"].replace("$$", "$")
+    return tests
+
+
 def describe(host: ComposeHost, override: str) -> str:
     return host.compose(override, "ps").output + host.compose(override, "logs --tail 30").output
 
@@ -87,6 +101,15 @@ def test_stack_comes_up_healthy_and_down_keeps_the_volumes(
             if name in LONG_RUNNING and "(healthy)" not in c["Status"]
         ]
         assert unhealthy == [], describe(host, override)
+        # Healthy must mean the check the files ask for, not a merge of base and override.
+        for name, test in expected_health_checks(override).items():
+            inspect = "podman inspect --format '{{json .Config.Healthcheck.Test}}'"
+            configured = host.check(f"{inspect} {containers[name]['Id']}", user=BUILDER).stdout
+            assert json.loads(configured)[-1] == f"/bin/sh -c {shlex.quote(test)}", name
+        # No password in any process's arguments on the host, the containers' included.
+        processes = host.check("ps -eo args", user="root").stdout
+        for key in ("DB_PASSWORD", "REDIS_PASSWORD"):
+            assert DOTENV_VALUES[key] not in processes, f"{key} shows in a process list"
 
         status, body = http_get(f"http://127.0.0.1:{WEB_PORT}/health/")
         assert status == 200, body
