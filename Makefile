@@ -8,8 +8,12 @@ PYTHON ?= $(shell scripts/find-python)
 # Debian packages the tests and the sandbox need on the controller (a Debian 12 or newer machine).
 APT_PACKAGES := systemd-container mmdebstrap openssh-client postgresql redis-server shellcheck uidmap
 TESTHOST := $(BIN)/python molecule/testhost/testhost.py
+COMPOSE ?= podman-compose
+COMPOSE_DEV := $(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml
+COMPOSE_PROD := $(COMPOSE) -f docker-compose.yml -f docker-compose.prod.yml
 
-.PHONY: help deps venv lint test test-python molecule sandbox sandbox-destroy bench clean
+.PHONY: help deps venv lint test test-python molecule sandbox sandbox-destroy bench clean \
+	compose-up compose-down compose-logs compose-prod-up compose-prod-down compose-prod-logs
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -54,6 +58,24 @@ sandbox-destroy: venv ## Power off and remove the sandbox test host.
 bench: venv ## Print the benchmarks' figures (image, test hosts).
 	$(BIN)/python bench/testhost.py
 	$(BIN)/python bench/image.py
+
+compose-up: ## Start the development stack with Compose (code mounted, runserver with reload).
+	$(COMPOSE_DEV) up -d
+
+compose-down: ## Stop the development stack; the named volumes stay.
+	$(COMPOSE_DEV) down
+
+compose-logs: ## Follow the development stack's logs.
+	$(COMPOSE_DEV) logs -f
+
+compose-prod-up: ## Start the production-like stack (production image, limits, restart policies).
+	$(COMPOSE_PROD) up -d
+
+compose-prod-down: ## Stop the production-like stack; the named volumes stay.
+	$(COMPOSE_PROD) down
+
+compose-prod-logs: ## Follow the production-like stack's logs.
+	$(COMPOSE_PROD) logs -f
 
 clean: ## Remove the virtual environment and caches.
 	rm -rf $(VENV) .pytest_cache .ruff_cache
