@@ -8,6 +8,21 @@ from trading.services import heartbeat_record
 pytestmark = pytest.mark.django_db
 
 
+def _logged_in_admin_with_account(client: Client, client_secret: str, refresh_token: str):
+    """A superuser logged in to the admin, owning one broker account with these secrets."""
+    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-admin")
+    account = broker_account_create(
+        user=admin,
+        label="Main",
+        account_number="5WT00001",
+        client_id="client-id",
+        client_secret=client_secret,
+        refresh_token=refresh_token,
+    )
+    client.force_login(admin)
+    return admin, account
+
+
 def test_admin_redirects_anonymous_users_to_login(client: Client) -> None:
     response = client.get("/admin/")
 
@@ -16,16 +31,7 @@ def test_admin_redirects_anonymous_users_to_login(client: Client) -> None:
 
 
 def test_admin_never_shows_stored_secrets(client: Client) -> None:
-    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-admin")
-    account = broker_account_create(
-        user=admin,
-        label="Main",
-        account_number="5WT00001",
-        client_id="client-id",
-        client_secret="secret-in-admin",
-        refresh_token="token-in-admin",
-    )
-    client.force_login(admin)
+    _, account = _logged_in_admin_with_account(client, "secret-in-admin", "token-in-admin")
 
     page = client.get(f"/admin/accounts/brokeraccount/{account.pk}/change/")
 
@@ -36,16 +42,7 @@ def test_admin_never_shows_stored_secrets(client: Client) -> None:
 
 
 def test_admin_keeps_secrets_left_blank_and_replaces_given_ones(client: Client) -> None:
-    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-admin")
-    account = broker_account_create(
-        user=admin,
-        label="Main",
-        account_number="5WT00001",
-        client_id="client-id",
-        client_secret="old-secret",
-        refresh_token="old-token",
-    )
-    client.force_login(admin)
+    admin, account = _logged_in_admin_with_account(client, "old-secret", "old-token")
 
     response = client.post(
         f"/admin/accounts/brokeraccount/{account.pk}/change/",
