@@ -4,7 +4,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from common import MIRROR, SUITE, cache_dir, locked, run
+from common import DPKG_OPTIONS, MIRROR, SUITE, cache_dir, locked, run
 
 # A bare server: what the roles expect to find. No podman: installing it is the roles' job.
 PACKAGES = [
@@ -16,14 +16,6 @@ PACKAGES = [
     "python3",
     "sudo",
     "ca-certificates",
-]
-# Documentation is never read on a test host; leaving it out makes every copy faster.
-DPKG_OPTIONS = [
-    "path-exclude=/usr/share/doc/*",
-    "path-include=/usr/share/doc/*/copyright",
-    "path-exclude=/usr/share/man/*",
-    "path-exclude=/usr/share/info/*",
-    "path-exclude=/usr/share/locale/*",
 ]
 
 # Test-host-only settings (never part of the production roles):
@@ -47,7 +39,8 @@ PermitRootLogin prohibit-password
 
 def template() -> Path:
     """Return the cached template, building it once (about 20 s) when missing or outdated."""
-    key = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    definition = Path(__file__).read_bytes() + "\n".join(DPKG_OPTIONS).encode()
+    key = hashlib.sha256(definition).hexdigest()[:12]
     path = cache_dir() / f"rootfs-{SUITE}-{key}"
     with locked("rootfs"):
         if not path.is_dir():

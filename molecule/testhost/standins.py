@@ -11,7 +11,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import MIRROR, SUITE, cache_dir, check_machine, locked, run
+from common import DPKG_OPTIONS, MIRROR, SUITE, cache_dir, check_machine, locked, run
 
 IMAGES_DIR = Path(__file__).parent / "images"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -59,14 +59,6 @@ IMAGES = {
         ],
     },
 }
-# Stand-ins stay small: no documentation, no package lists.
-DPKG_OPTIONS = [
-    "path-exclude=/usr/share/doc/*",
-    "path-include=/usr/share/doc/*/copyright",
-    "path-exclude=/usr/share/man/*",
-    "path-exclude=/usr/share/info/*",
-    "path-exclude=/usr/share/locale/*",
-]
 BUILDER_PACKAGES = ["podman", "ca-certificates"]
 
 
