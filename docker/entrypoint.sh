@@ -69,13 +69,16 @@ run_web() {
   wait_for_services "$@"
   maybe_migrate
   local bind=${WEB_BIND:-0.0.0.0:8000}
-  if socket_activated; then
-    log "starting Daphne on the socket passed by systemd (fd 3)"
-    exec daphne --fd 3 "$@" senextrader.asgi:application
-  fi
   if ! [[ $bind =~ ^(.+):([0-9]+)$ ]]; then
     log "WEB_BIND must be HOST:PORT, got '$bind'"
     exit 64
+  fi
+  if socket_activated; then
+    # The passed socket lives in the host's network namespace; the loopback endpoint
+    # inside the container is the one the container's health check probes.
+    log "starting Daphne on the socket passed by systemd (fd 3) and 127.0.0.1:${BASH_REMATCH[2]}"
+    exec daphne --fd 3 --endpoint "tcp:port=${BASH_REMATCH[2]}:interface=127.0.0.1" "$@" \
+      senextrader.asgi:application
   fi
   log "starting Daphne on $bind"
   exec daphne --bind "${BASH_REMATCH[1]}" --port "${BASH_REMATCH[2]}" "$@" \

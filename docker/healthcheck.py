@@ -3,7 +3,7 @@
 
 Web servers (Daphne, Gunicorn): GET HEALTH_URL must answer 200; its default is
 /health/simple/ on 127.0.0.1 and the port of WEB_BIND (8000). Under socket activation the
-socket lives outside the container, so set HEALTH_URL or use the deploy's own check.
+servers listen there too, next to the socket systemd passes, so the same check works.
 Other roles (Celery worker and beat, one-shots) are healthy while PID 1
 runs, which podman already knows; their deep checks belong to the deploy's gates.
 """

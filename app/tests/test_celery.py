@@ -91,13 +91,66 @@ def test_a_task_survives_its_worker_process_being_killed(
     assert int(runs.lindex(key, 1)) != first
 
 
+def test_a_running_task_finishes_when_its_worker_is_told_to_stop(
+    app_env: dict[str, str], servers: Servers, tmp_path
+) -> None:
+    # systemd and podman stop the worker with SIGTERM: Celery's warm shutdown lets the task
+    # it is running finish and store its result before the worker exits.
+    env = {
+        **app_env,
+        "CELERY_BROKER_URL": servers.redis.url(IDLE_BROKER_DB),
+        "CELERY_RESULT_BACKEND": servers.redis.url(IDLE_RESULTS_DB),
+    }
+    redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushdb()
+    runs = redis.Redis.from_url(servers.redis.url(CACHE_DB))
+    key = f"stopped-worker-{time.time_ns()}"
+    worker = celery_command(
+        "worker",
+        "--include",
+        "tests.celery_tasks",
+        "--hostname",
+        "stopping@localhost",
+        "--concurrency",
+        "1",
+        "--without-gossip",
+        "--without-mingle",
+    )
+    log = tmp_path / "worker.log"
+
+    def started() -> None:
+        if not runs.llen(key):
+            raise RuntimeError("the task has not started yet")
+
+    with running(
+        worker, env=env, cwd=APP_DIR, log=log, ready=log_says(log, "ready."), what="Celery worker"
+    ) as proc:
+        with celery_app.connection_for_write(env["CELERY_BROKER_URL"]) as conn:
+            task_id = celery_app.send_task(
+                "tests.record_and_sleep", args=[key, 4], producer=conn.Producer()
+            ).id
+        wait_until(started, "the task to start", proc, log)
+        proc.send_signal(signal.SIGTERM)
+        exit_code = proc.wait(timeout=60)
+
+    assert exit_code == 0, log.read_text()
+    stored = redis.Redis.from_url(env["CELERY_RESULT_BACKEND"]).get(f"celery-task-meta-{task_id}")
+    assert stored is not None, log.read_text()
+    assert (json.loads(stored)["status"], runs.llen(key)) == ("SUCCESS", 1)
+
+
 @pytest.mark.django_db
 def test_celery_roundtrip_gets_an_answer_from_every_queue(celery_worker: str, capsys) -> None:
-    call_command("celery_roundtrip", "--timeout", "20")
+    # A held ping is the long task a deployment restarts the worker under.
+    call_command("celery_roundtrip", "--timeout", "20", "--hold", "1")
 
     out = capsys.readouterr().out
     for queue in ("celery", "accounts", "trading"):
         assert f"Queue {queue}: pong" in out
+
+
+def test_celery_roundtrip_refuses_a_hold_it_could_not_wait_for() -> None:
+    with pytest.raises(CommandError, match="--hold"):
+        call_command("celery_roundtrip", "--timeout", "2", "--hold", "5")
 
 
 def test_celery_roundtrip_names_the_queue_nobody_serves(

@@ -6,6 +6,8 @@ Gunicorn adds worker supervision and recycling on top.
 
 import os
 
+from gunicorn.sock import TCPSocket
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -46,3 +48,17 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Gunicorn 25+ opens a control socket by default; two instances on one host collided,
 # and nothing here uses it.
 control_socket_disable = True
+
+
+def when_ready(server) -> None:
+    """Under socket activation also listen on the container's own loopback.
+
+    The socket systemd passes lives in the host's network namespace, so the container's
+    health check could not reach it; Gunicorn serves only passed sockets once it has any.
+    Workers start after this hook and inherit every listener.
+    """
+    if not server.systemd:
+        return
+    port = int(bind[0].rpartition(":")[2])
+    server.LISTENERS.append(TCPSocket(("127.0.0.1", port), server.cfg, server.log))
+    server.log.info("Listening at: http://127.0.0.1:%d (health check)", port)

@@ -162,6 +162,9 @@ def test_web_takes_the_socket_systemd_passes(host: ImageHost, route: str) -> Non
         # Nothing listens on the image's own 0.0.0.0:8000: the socket came from outside.
         assert "0.0.0.0:8000" not in logs, logs
         assert f"127.0.0.1:{port}" in logs, logs
+        # The container's own health check reaches the server on the container's loopback.
+        health = host.podman("healthcheck run socket-web")
+        assert health.returncode == 0, health.output
     finally:
         host.ssh(
             "podman rm --force --time 0 socket-web; kill $(cat socket-web.pid) 2>/dev/null",

@@ -17,10 +17,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timeout", type=float, default=30.0, help="Seconds to wait for all answers."
         )
+        parser.add_argument(
+            "--hold",
+            type=float,
+            default=0.0,
+            help="Seconds each ping task runs before it answers (a long task on demand).",
+        )
 
-    def handle(self, *args: object, timeout: float, **options: object) -> None:
+    def handle(self, *args: object, timeout: float, hold: float, **options: object) -> None:
+        if hold >= timeout:
+            raise CommandError(f"--hold ({hold:g} s) must be shorter than --timeout ({timeout:g}).")
         # An unanswered ping expires, so a late worker does not run stale ones.
-        results = {queue: ping.apply_async(queue=queue, expires=timeout) for queue in QUEUES}
+        results = {
+            queue: ping.apply_async(kwargs={"hold": hold}, queue=queue, expires=timeout)
+            for queue in QUEUES
+        }
         deadline = time.monotonic() + timeout
         silent = []
         for queue, result in results.items():
