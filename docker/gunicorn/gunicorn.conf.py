@@ -29,7 +29,9 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "uvicorn_worker.UvicornWo
 # Async workers each use one core fully; measured here, one worker per core beat more.
 workers = _int("GUNICORN_WORKERS", _cores())
 timeout = _int("GUNICORN_TIMEOUT", 30)
-graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+# Below the web unit's StopTimeout (20 s), so workers finish their requests before podman
+# would kill them.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 15)
 # Longer than a reverse proxy's usual 60 s idle timeout, so the proxy closes idle
 # connections first and never reuses one Gunicorn is closing.
 keepalive = _int("GUNICORN_KEEPALIVE", 65)
