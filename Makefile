@@ -12,7 +12,7 @@ COMPOSE ?= podman-compose
 COMPOSE_DEV := $(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml
 COMPOSE_PROD := $(COMPOSE) -f docker-compose.yml -f docker-compose.prod.yml
 
-.PHONY: help deps venv lint test test-python molecule sandbox sandbox-destroy bench clean \
+.PHONY: help deps venv lint test test-python molecule sandbox sandbox-destroy bench bench-stack clean \
 	compose-up compose-down compose-logs compose-prod-up compose-prod-down compose-prod-logs
 
 help: ## List the targets.
@@ -58,6 +58,9 @@ sandbox-destroy: venv ## Power off and remove the sandbox test host.
 bench: venv ## Print the benchmarks' figures (image, test hosts).
 	$(BIN)/python bench/testhost.py
 	$(BIN)/python bench/image.py
+
+bench-stack: deps venv ## Deploy a fresh test host (bench1) and print the stack's figures against bare (bench/results/).
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/stack.py
 
 compose-up: ## Start the development stack with Compose (code mounted, runserver with reload).
 	$(COMPOSE_DEV) up -d

@@ -5,4 +5,5 @@ from . import views
 app_name = "trading"
 urlpatterns = [
     path("", views.status, name="status"),
+    path("heartbeats/", views.heartbeats, name="heartbeats"),
 ]

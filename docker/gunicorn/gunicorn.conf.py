@@ -29,12 +29,16 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "uvicorn_worker.UvicornWo
 # Async workers each use one core fully; measured here, one worker per core beat more.
 workers = _int("GUNICORN_WORKERS", _cores())
 timeout = _int("GUNICORN_TIMEOUT", 30)
-graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+# Below the web unit's StopTimeout (20 s), so workers finish their requests before podman
+# would kill them.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 15)
 # Longer than a reverse proxy's usual 60 s idle timeout, so the proxy closes idle
 # connections first and never reuses one Gunicorn is closing.
 keepalive = _int("GUNICORN_KEEPALIVE", 65)
-# Recycle workers to bound slow leaks; jitter keeps them from restarting together.
-max_requests = _int("GUNICORN_MAX_REQUESTS", 1000)
+# Off by default: a uvicorn worker that retires after max_requests resets the connections it
+# has accepted but not yet answered (measured: a few per recycle under load, each one a 502
+# behind a proxy). Set it to bound a slow leak; the jitter keeps workers from retiring together.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 100)
 limit_request_line = _int("GUNICORN_LIMIT_REQUEST_LINE", 4094)
 limit_request_fields = _int("GUNICORN_LIMIT_REQUEST_FIELDS", 100)

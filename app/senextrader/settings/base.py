@@ -83,7 +83,9 @@ DATABASES = {
         "PASSWORD": env.str("DB_PASSWORD", default=""),
         "HOST": env.str("DB_HOST", default="localhost"),
         "PORT": env.int("DB_PORT", default=5432),
-        "CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=60),
+        # 0: under ASGI each request has its own connection, and kept ones are never reused;
+        # they piled up until PostgreSQL refused clients (Django: disable them under ASGI).
+        "CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=0),
         # A persistent connection may have died with a database restart: test it before use.
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
