@@ -26,6 +26,17 @@ from trading.tasks import heartbeat_publish
 IDLE_BROKER_DB, IDLE_RESULTS_DB = 10, 11
 
 
+def idle_env(app_env: dict[str, str], servers: Servers) -> dict[str, str]:
+    """The app's environment on an emptied broker and results database of its own."""
+    env = {
+        **app_env,
+        "CELERY_BROKER_URL": servers.redis.url(IDLE_BROKER_DB),
+        "CELERY_RESULT_BACKEND": servers.redis.url(IDLE_RESULTS_DB),
+    }
+    redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushdb()
+    return env
+
+
 def test_tasks_land_on_their_queues(servers: Servers) -> None:
     broker = redis.Redis.from_url(servers.redis.url(IDLE_BROKER_DB))
     broker.flushdb()
@@ -96,12 +107,7 @@ def test_a_running_task_finishes_when_its_worker_is_told_to_stop(
 ) -> None:
     # systemd and podman stop the worker with SIGTERM: Celery's warm shutdown lets the task
     # it is running finish and store its result before the worker exits.
-    env = {
-        **app_env,
-        "CELERY_BROKER_URL": servers.redis.url(IDLE_BROKER_DB),
-        "CELERY_RESULT_BACKEND": servers.redis.url(IDLE_RESULTS_DB),
-    }
-    redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushdb()
+    env = idle_env(app_env, servers)
     runs = redis.Redis.from_url(servers.redis.url(CACHE_DB))
     key = f"stopped-worker-{time.time_ns()}"
     worker = celery_command(
@@ -156,12 +162,7 @@ def test_celery_roundtrip_refuses_a_hold_it_could_not_wait_for() -> None:
 def test_celery_roundtrip_names_the_queue_nobody_serves(
     app_env: dict[str, str], servers: Servers, tmp_path
 ) -> None:
-    env = {
-        **app_env,
-        "CELERY_BROKER_URL": servers.redis.url(IDLE_BROKER_DB),
-        "CELERY_RESULT_BACKEND": servers.redis.url(IDLE_RESULTS_DB),
-    }
-    redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushdb()
+    env = idle_env(app_env, servers)
     worker = [
         *celery_command("worker", "--queues", "celery,accounts", "--hostname", "partial@localhost"),
         "--concurrency",
