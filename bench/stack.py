@@ -53,7 +53,8 @@ SERVERS = {"daphne": ("Daphne", "web"), "gunicorn": ("Gunicorn+uvicorn", "gunico
 ENDPOINTS = ("/health/simple/", "/trading/heartbeats/")
 RESULTS = ROOT / "bench" / "results"
 PLAYBOOK = [
-    str(ROOT / ".venv" / "bin" / "ansible-playbook"),
+    # The tools of the virtual environment running this script (make's VENV).
+    str(Path(sys.executable).parent / "ansible-playbook"),
     "-i",
     str(ROOT / "inventories" / "sandbox" / "hosts.yml"),
     "--vault-password-file",
@@ -111,7 +112,7 @@ def deploy(log: Path) -> tuple[float, int]:
     """Runs the sandbox playbook against the host; returns its wall time and changed count."""
     env = {
         **os.environ,
-        "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "ANSIBLE_NOCOLOR": "true",
         "ANSIBLE_FORCE_COLOR": "false",
     }
