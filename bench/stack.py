@@ -432,6 +432,19 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
 
+def pair_rows(what: str, unit: str, results: dict) -> list[str]:
+    """Rows of bare against container: median [min-max] and the ratio of the medians."""
+
+    def cell(d: dict) -> str:
+        return f"{d['median']:.0f} [{d['min']:.0f}-{d['max']:.0f}]"
+
+    rows = [f"{what:<24}{'bare ' + unit:>24}{'container ' + unit:>26}{'container/bare':>16}"]
+    for name, pair in results.items():
+        b, c = pair["bare"], pair["container"]
+        rows.append(f"{name:<24}{cell(b):>24}{cell(c):>26}{ratio(c['median'], b['median']):>16}")
+    return rows
+
+
 def table(r: dict) -> str:
     out = []
     m = r["machine"]
@@ -475,28 +488,14 @@ def table(r: dict) -> str:
         f" {p['rounds']} rounds; bare = host to bare server on loopback, container = a"
         " container on the stack's network to senex-postgres"
     )
-    out.append(f"{'workload':<30}{'bare TPS':>16}{'container TPS':>18}{'container/bare':>16}")
-    for mode, cell in p["results"].items():
-        b, c = cell["bare"], cell["container"]
-        out.append(
-            f"{mode:<30}{b['median']:>9.0f} [{b['min']:.0f}-{b['max']:.0f}]"[:46].ljust(46)
-            + f"{c['median']:>9.0f} [{c['min']:.0f}-{c['max']:.0f}]".ljust(18)
-            + f"{ratio(c['median'], b['median']):>16}"
-        )
+    out.extend(pair_rows("workload", "TPS", p["results"]))
     d = r["redis"]
     out.append("")
     out.append(
         f"Redis {d['version']}: redis-benchmark -n {d['requests']} -c {d['clients']},"
         f" {d['rounds']} rounds; same paths as PostgreSQL"
     )
-    out.append(f"{'command':<30}{'bare req/s':>16}{'container req/s':>18}{'container/bare':>16}")
-    for op, cell in d["results"].items():
-        b, c = cell["bare"], cell["container"]
-        out.append(
-            f"{op:<30}{b['median']:>9.0f} [{b['min']:.0f}-{b['max']:.0f}]".ljust(46)
-            + f"{c['median']:>9.0f} [{c['min']:.0f}-{c['max']:.0f}]".ljust(18)
-            + f"{ratio(c['median'], b['median']):>16}"
-        )
+    out.extend(pair_rows("command", "req/s", d["results"]))
     mem = r["memory"]
     out.append("")
     out.append(f"Memory, idle after start ({mem['source']})")
