@@ -9,7 +9,7 @@ set -eu
 
 dir=${SENEX_BACKUP_DIR:-/backups}
 keep=${SENEX_BACKUP_KEEP:-7}
-password_file=${SENEX_BACKUP_PASSWORD_FILE:-/run/secrets/senex-db-password}
+password_file=${SENEX_BACKUP_PASSWORD_FILE:?the unit names the mounted secret}
 
 log() {
   echo "senex-backup: $*"
