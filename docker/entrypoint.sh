@@ -6,10 +6,13 @@ set -euo pipefail
 usage() {
   cat <<'USAGE'
 Usage: /entrypoint.sh ROUTE [ARGS...]
-  web | daphne [ARGS]          Daphne ASGI server on WEB_BIND (0.0.0.0:8000) or the socket systemd passes
+  daphne | web [ARGS]          Daphne ASGI server on WEB_BIND (0.0.0.0:8000) or the socket systemd passes
   gunicorn [ARGS]              Gunicorn with uvicorn workers (ASGI), /etc/senex/gunicorn.conf.py
-  worker | celery-worker [ARGS]  Celery worker on the queues celery,accounts,trading
-  beat | celery-beat [ARGS]    Celery beat, schedule in /run/senex
+  worker | celery-worker [ARGS]  Celery worker named CELERY_WORKER_NAME (celery) on the queues
+                               in CELERY_WORKER_QUEUES (comma-separated; unset: every queue
+                               the app declares), CELERY_CONCURRENCY processes (2)
+  beat | celery-beat [ARGS]    Celery beat, schedule file CELERY_BEAT_SCHEDULE_FILE
+                               (/run/senex/celerybeat-schedule)
   migrate                      Apply database migrations, then exit
   manage ARGS...               python manage.py ARGS...
   healthcheck                  Probe the role running as PID 1 (used by HEALTHCHECK)
@@ -26,6 +29,25 @@ require_int() {
   local name=$1 value=$2
   if ! [[ $value =~ ^[0-9]+$ ]] || ((value < 1)); then
     log "$name must be a positive integer, got '$value'; fix it in the container environment"
+    exit 64
+  fi
+}
+
+# A Celery queue or node name: what a systemd instance name and a queue name have in common.
+NAME='[A-Za-z0-9_.-]+'
+
+require_name() {
+  local name=$1 value=$2
+  if ! [[ $value =~ ^${NAME}$ ]]; then
+    log "$name must be a name of letters, digits, '_', '-' or '.', got '$value'"
+    exit 64
+  fi
+}
+
+require_names() {
+  local name=$1 value=$2
+  if ! [[ $value =~ ^${NAME}(,${NAME})*$ ]]; then
+    log "$name must be names of letters, digits, '_', '-' or '.' separated by commas, got '$value'"
     exit 64
   fi
 }
@@ -65,7 +87,7 @@ socket_activated() {
   [[ ${LISTEN_FDS:-} == 1 && ${LISTEN_PID:-} == "$$" ]]
 }
 
-run_web() {
+run_daphne() {
   wait_for_services "$@"
   maybe_migrate
   local bind=${WEB_BIND:-0.0.0.0:8000}
@@ -92,15 +114,28 @@ run_gunicorn() {
   exec gunicorn --config /etc/senex/gunicorn.conf.py "$@" senextrader.asgi:application
 }
 
+# One worker per instance of the senex-worker@ template: the instance passes its name and
+# its share of the queues, so `celery inspect` tells which instance answered.
 run_worker() {
   local concurrency=${CELERY_CONCURRENCY:-2}
   local max_tasks=${CELERY_MAX_TASKS_PER_CHILD:-100}
+  local name=${CELERY_WORKER_NAME:-celery}
+  local queues=${CELERY_WORKER_QUEUES:-}
+  local -a queue_args=()
   require_int CELERY_CONCURRENCY "$concurrency"
   require_int CELERY_MAX_TASKS_PER_CHILD "$max_tasks"
+  require_name CELERY_WORKER_NAME "$name"
+  # Without --queues the worker consumes every queue the settings declare (CELERY_TASK_QUEUES).
+  if [[ -n $queues ]]; then
+    require_names CELERY_WORKER_QUEUES "$queues"
+    queue_args=(--queues "$queues")
+  fi
   wait_for_services "$@"
+  log "starting Celery worker $name on the queues: ${queues:-every queue the app declares}"
   # SIGTERM makes Celery finish running tasks (warm shutdown) before it exits.
   exec celery --app senextrader worker \
-    --queues celery,accounts,trading \
+    --hostname "${name}@%h" \
+    "${queue_args[@]}" \
     --concurrency "$concurrency" \
     --max-tasks-per-child "$max_tasks" \
     --loglevel "${LOG_LEVEL:-INFO}" \
@@ -108,7 +143,12 @@ run_worker() {
 }
 
 run_beat() {
-  local schedule=${CELERY_BEAT_SCHEDULE:-/run/senex/celerybeat-schedule}
+  # CELERY_BEAT_SCHEDULE names the schedule itself in the settings; the file has its own name.
+  if [[ -v CELERY_BEAT_SCHEDULE ]]; then
+    log "CELERY_BEAT_SCHEDULE is no longer read here; set CELERY_BEAT_SCHEDULE_FILE instead"
+    exit 64
+  fi
+  local schedule=${CELERY_BEAT_SCHEDULE_FILE:-/run/senex/celerybeat-schedule}
   wait_for_services "$@"
   # An empty --pidfile writes none: the root filesystem is read-only.
   exec celery --app senextrader beat \
@@ -120,10 +160,10 @@ run_beat() {
 
 main() {
   cd /app
-  local route=${1:-web}
+  local route=${1:-daphne}
   shift || true
   case "$route" in
-    web | daphne) run_web "$@" ;;
+    daphne | web) run_daphne "$@" ;;
     gunicorn) run_gunicorn "$@" ;;
     worker | celery-worker) run_worker "$@" ;;
     beat | celery-beat) run_beat "$@" ;;

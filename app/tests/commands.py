@@ -13,9 +13,13 @@ def manage(*args: str) -> list[str]:
     return [sys.executable, str(APP_DIR / "manage.py"), *args]
 
 
+# `celery --app senextrader` with this interpreter.
+CELERY = [sys.executable, "-m", "celery", "--app", "senextrader"]
+
+
 def celery_command(*args: str) -> list[str]:
-    """The command line of `celery --app senextrader ARGS`."""
-    return [sys.executable, "-m", "celery", "--app", "senextrader", *args, "--loglevel", "INFO"]
+    """The command line of `celery --app senextrader ARGS` for a worker or beat."""
+    return [*CELERY, *args, "--loglevel", "INFO"]
 
 
 def daphne(port: int) -> list[str]:

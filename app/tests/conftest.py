@@ -88,7 +88,8 @@ def app_env(servers: Servers, django_db_setup: None) -> dict[str, str]:
 def celery_worker(
     app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A real Celery worker serving the three queues; yields its node name."""
+    """A real Celery worker started without --queues, so it serves every queue the settings
+    declare; yields its node name."""
     name = f"test-worker-{os.getpid()}@localhost"
 
     def ready() -> None:
@@ -99,8 +100,6 @@ def celery_worker(
         "worker",
         "--hostname",
         name,
-        "--queues",
-        "celery,accounts,trading",
         "--concurrency",
         "2",
         "--without-gossip",

@@ -1,9 +1,11 @@
-"""Celery against real Redis: routing to the three queues, a worker answering on each, and
-beat's periodic heartbeat that `heartbeat_status` reads."""
+"""Celery against real Redis: routing to the three queues, a worker answering on each, a
+worker serving only its share of them, and beat's periodic heartbeat that `heartbeat_status`
+reads."""
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -11,13 +13,14 @@ from datetime import timedelta
 
 import pytest
 import redis
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from accounts.tasks import broker_accounts_reencrypt
 from core.tasks import ping
 from senextrader.celery import app as celery_app
-from tests.commands import APP_DIR, celery_command, log_says, manage
+from tests.commands import APP_DIR, CELERY, celery_command, log_says, manage
 from tests.servers import CACHE_DB, Servers, running, wait_until
 from trading.models import Heartbeat
 from trading.tasks import heartbeat_publish
@@ -55,6 +58,99 @@ def test_tasks_land_on_their_queues(servers: Servers) -> None:
         "accounts": ["accounts.tasks.broker_accounts_reencrypt"],
         "trading": ["trading.tasks.heartbeat_publish"],
     }
+
+
+def test_the_settings_declare_exactly_the_queues_the_routes_use() -> None:
+    declared = [queue.name for queue in settings.CELERY_TASK_QUEUES]
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+
+    assert len(declared) == len(set(declared)), declared
+    assert set(declared) == {settings.CELERY_TASK_DEFAULT_QUEUE} | routed
+    assert declared == ["celery", "accounts", "trading"]
+    app_tasks = [name for name in celery_app.tasks if not name.startswith("celery.")]
+    assert app_tasks, "no task of the app is registered"
+    for name in app_tasks:
+        assert celery_app.amqp.router.route({}, name)["queue"].name in declared, name
+
+
+def test_a_worker_for_the_trading_queue_leaves_the_other_queues_alone(
+    app_env: dict[str, str], servers: Servers, tmp_path
+) -> None:
+    # The way the entrypoint starts the `senex-worker@trading` instance.
+    env = idle_env(app_env, servers)
+    broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])
+    worker = celery_command(
+        "worker",
+        "--queues",
+        "trading",
+        "--hostname",
+        "trading@%h",
+        "--concurrency",
+        "1",
+        "--without-gossip",
+        "--without-mingle",
+    )
+    log = tmp_path / "worker.log"
+    results = redis.Redis.from_url(env["CELERY_RESULT_BACKEND"])
+    results.flushdb()
+    node = f"trading@{socket.gethostname()}"
+
+    with running(
+        worker, env=env, cwd=APP_DIR, log=log, ready=log_says(log, "ready."), what="Celery worker"
+    ) as proc:
+        with celery_app.connection_for_write(env["CELERY_BROKER_URL"]) as conn:
+            producer = conn.Producer()
+            # Sent first: by the time the trading task has run, the worker has polled for these.
+            elsewhere = [
+                ping.apply_async(producer=producer),
+                broker_accounts_reencrypt.apply_async(producer=producer),
+            ]
+            trading = ping.apply_async(queue="trading", producer=producer)
+
+            def answered() -> None:
+                if results.get(f"celery-task-meta-{trading.id}") is None:
+                    raise RuntimeError("the trading task has no result yet")
+
+            wait_until(answered, "the trading task's result", proc, log)
+        inspect = subprocess.run(
+            [*CELERY, "inspect", "active_queues", "--destination", node, "--json"],
+            env=env,
+            cwd=APP_DIR,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        # A bounded grace for a wrongly consumed message to leave its queue.
+        time.sleep(2)
+
+    stored = json.loads(results.get(f"celery-task-meta-{trading.id}"))
+    assert (stored["status"], stored["result"]) == ("SUCCESS", "pong"), log.read_text()
+    assert inspect.returncode == 0, inspect.stdout + inspect.stderr
+    active = json.loads(inspect.stdout)
+    assert [queue["name"] for queue in active[node]] == ["trading"]
+    waiting = {
+        queue: [json.loads(message)["headers"]["id"] for message in broker.lrange(queue, 0, -1)]
+        for queue in ("celery", "accounts", "trading")
+    }
+    assert waiting == {"celery": [elsewhere[0].id], "accounts": [elsewhere[1].id], "trading": []}
+    for result in elsewhere:
+        assert results.get(f"celery-task-meta-{result.id}") is None
+
+
+def test_a_worker_refuses_a_queue_the_app_does_not_declare(app_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        celery_command("worker", "--queues", "trading,tradnig", "--without-gossip"),
+        env=app_env,
+        cwd=APP_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "queue 'tradnig' isn't" in result.stderr, result.stdout + result.stderr
 
 
 def test_a_task_survives_its_worker_process_being_killed(

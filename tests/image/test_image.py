@@ -21,7 +21,7 @@ def test_image_metadata(host: ImageHost) -> None:
     config = image["Config"]
     assert config["User"] == "1000:1000"
     assert config["Entrypoint"] == ["/entrypoint.sh"]
-    assert config["Cmd"] == ["web"]
+    assert config["Cmd"] == ["daphne"]
     assert config["Labels"]["org.opencontainers.image.version"] == "1.2.3"
     assert config["Labels"]["org.opencontainers.image.revision"] == "abc1234"
     assert config["Labels"]["org.opencontainers.image.created"] == "2026-11-23"
@@ -52,15 +52,16 @@ def test_manage_check_passes(host: ImageHost) -> None:
     assert "System check identified no issues" in result.output
 
 
-def test_web_help_prints_daphne_help(host: ImageHost) -> None:
-    result = run(host, "web --help")
+@pytest.mark.parametrize("route", ["daphne", "web"])
+def test_daphne_help_prints_daphne_help(host: ImageHost, route: str) -> None:
+    result = run(host, f"{route} --help")
     assert result.returncode == 0, result.output
     assert "usage: daphne" in result.stdout
 
 
 def test_unknown_database_host_gives_up_after_the_retries(host: ImageHost) -> None:
     flags = env_flags(DB_HOST="no-such-db.invalid", WAIT_RETRIES="3", WAIT_DELAY="0")
-    result = run(host, "web", flags=flags)
+    result = run(host, "daphne", flags=flags)
     assert result.returncode == 69, result.output
     for attempt in (1, 2, 3):
         assert f"PostgreSQL at no-such-db.invalid:5432: attempt {attempt}/3 failed" in result.output
@@ -88,6 +89,31 @@ def test_invalid_wait_retries_fails_early(host: ImageHost) -> None:
     result = run(host, "migrate", flags="-e WAIT_RETRIES=many")
     assert result.returncode == 64, result.output
     assert "WAIT_RETRIES must be a positive integer, got 'many'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CELERY_WORKER_QUEUES", "trading accounts"),
+        ("CELERY_WORKER_QUEUES", "trading,"),
+        ("CELERY_WORKER_NAME", "trading@host"),
+    ],
+)
+def test_worker_refuses_a_bad_name_before_waiting(
+    host: ImageHost, variable: str, value: str
+) -> None:
+    # Nothing to wait for is reachable: the refusal comes before the wait would fail.
+    flags = env_flags(DB_HOST="no-such-db.invalid", WAIT_RETRIES="1", WAIT_DELAY="0")
+    result = run(host, "worker", flags=f"{flags} -e '{variable}={value}'")
+    assert result.returncode == 64, result.output
+    assert f"{variable} must be" in result.output
+    assert f"got '{value}'" in result.output
+
+
+def test_beat_refuses_the_old_name_of_its_schedule_file(host: ImageHost) -> None:
+    result = run(host, "beat", flags="-e CELERY_BEAT_SCHEDULE=/tmp/celerybeat-schedule")
+    assert result.returncode == 64, result.output
+    assert "set CELERY_BEAT_SCHEDULE_FILE instead" in result.output
 
 
 # Straight to the published port, never through a proxy from this machine's environment.
@@ -143,7 +169,7 @@ def test_web_serves_from_a_read_only_root_as_uid_1000(host: ImageHost, web: str)
     assert health.returncode == 0, health.output
 
 
-@pytest.mark.parametrize("route", ["web", "gunicorn"])
+@pytest.mark.parametrize("route", ["daphne", "gunicorn"])
 def test_web_takes_the_socket_systemd_passes(host: ImageHost, route: str) -> None:
     # systemd-socket-activate holds the listening socket as a .socket unit would and hands
     # it to podman, which passes it on to the container's PID 1 as fd 3.
@@ -242,7 +268,8 @@ def redis(host: ImageHost):
     )
     yield "redis://redis:6379/0"
     host.ssh(
-        "podman rm --force --time 0 worker beat redis; podman network rm --force senex-test",
+        "podman rm --force --time 0 worker worker-trading beat redis;"
+        " podman network rm --force senex-test",
         "builder",
     )
 
@@ -266,18 +293,51 @@ def test_worker_serves_the_queues_and_warm_stops(host: ImageHost, redis: str) ->
     assert "Warm shutdown" in host.podman("logs worker").output
 
 
+def test_worker_instance_serves_its_queues_under_its_name(host: ImageHost, redis: str) -> None:
+    # As senex-worker@trading starts it.
+    flags = env_flags(
+        REDIS_URL=redis,
+        WAIT_FOR_SERVICES="false",
+        CELERY_WORKER_NAME="trading",
+        CELERY_WORKER_QUEUES="trading",
+        CELERY_CONCURRENCY="1",
+    )
+    host.check(
+        "podman run -d --name worker-trading --hostname worker-trading --network senex-test"
+        f" --read-only {flags} {IMAGE} worker",
+        user="builder",
+    )
+    queues = wait_until(
+        host,
+        "exec worker-trading celery --app senextrader inspect active_queues --json --timeout 5"
+        " --destination trading@worker-trading",
+        "the trading worker answering under its name",
+    )
+    assert [queue["name"] for queue in json.loads(queues.stdout)["trading@worker-trading"]] == [
+        "trading"
+    ]
+    assert (
+        "starting Celery worker trading on the queues: trading"
+        in host.podman("logs worker-trading").output
+    )
+
+
+@pytest.mark.parametrize(
+    "schedule_file", ["", "/run/senex/schedule-from-env"], ids=["default", "from-env"]
+)
 def test_beat_keeps_its_schedule_in_run_senex_on_a_read_only_root(
-    host: ImageHost, redis: str
+    host: ImageHost, redis: str, schedule_file: str
 ) -> None:
     flags = env_flags(REDIS_URL=redis, WAIT_FOR_SERVICES="false")
+    if schedule_file:
+        flags += f" -e CELERY_BEAT_SCHEDULE_FILE={schedule_file}"
     host.check(
         "podman run -d --name beat --network senex-test --read-only --tmpfs /tmp"
         f" --tmpfs /run/senex:U {flags} {IMAGE} beat",
         user="builder",
     )
-    wait_until(
-        host, "exec beat sh -c 'ls /run/senex/celerybeat-schedule*'", "the beat schedule file"
-    )
+    expected = schedule_file or "/run/senex/celerybeat-schedule"
+    wait_until(host, f"exec beat sh -c 'ls {expected}*'", "the beat schedule file")
     host.check("podman stop --time 30 beat", "builder")
     state = host.check("podman inspect --format '{{.State.ExitCode}}' beat", "builder")
     assert state.stdout.strip() != "137", host.podman("logs beat").output

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import environ
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -137,12 +138,21 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = "UTC"
-# Queues the worker serves: `celery` (default), `accounts`, `trading`.
+# The queues, declared here once: a worker started without --queues consumes all of them,
+# a deployed worker instance names its share (CELERY_WORKER_QUEUES in docker/entrypoint.sh).
+# Tasks of these apps run on a queue named after the app, every other task on the default.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_ROUTES = {
-    "accounts.tasks.*": {"queue": "accounts"},
-    "trading.tasks.*": {"queue": "trading"},
-}
+CELERY_TASK_ROUTES = {f"{app}.tasks.*": {"queue": app} for app in ("accounts", "trading")}
+# Each queue bound to an exchange of its own name, as Celery created them before they were
+# declared, so a running broker's bindings stay valid.
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name)
+    for name in dict.fromkeys(
+        [CELERY_TASK_DEFAULT_QUEUE, *(route["queue"] for route in CELERY_TASK_ROUTES.values())]
+    )
+)
+# A worker asked for a queue nobody declared refuses to start instead of waiting on it forever.
+CELERY_TASK_CREATE_MISSING_QUEUES = False
 # A task is acknowledged when it finishes, so a worker killed mid-task does not lose it: the
 # broker hands it out again once the visibility timeout passes. The timeout must exceed the
 # longest task (the hard time limit below), or a running task is delivered twice.

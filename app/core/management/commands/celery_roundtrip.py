@@ -3,11 +3,12 @@
 import time
 
 from celery.exceptions import TimeoutError as CeleryTimeoutError
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.tasks import ping
 
-QUEUES = ("celery", "accounts", "trading")
+QUEUES = tuple(queue.name for queue in settings.CELERY_TASK_QUEUES)
 
 
 class Command(BaseCommand):
