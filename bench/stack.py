@@ -36,7 +36,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "image"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "molecule" / "testhost"))
 
 from imagehost import BASE_IMAGE, ROOT, ImageHost, testhost
 
