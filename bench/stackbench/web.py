@@ -12,7 +12,7 @@ from stackbench.rounds import rounds_in_turn, spread
 # The stack's web unit, whose container and socket units the extra web units copy.
 WEB = unit_of_kind("web")
 # Each server's name in the table and its entrypoint route in the app image.
-SERVERS = {"daphne": ("Daphne", "web"), "gunicorn": ("Gunicorn+uvicorn", "gunicorn")}
+SERVERS = {"daphne": ("Daphne", "daphne"), "gunicorn": ("Gunicorn+uvicorn", "gunicorn")}
 ENDPOINTS = ("/health/simple/", "/trading/heartbeats/")
 
 
