@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "image"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "molecule" / "testhost"))
 
 from imagehost import BASE_IMAGE, BUILD_CONTEXT_CHANGE, ImageHost
 

@@ -1,8 +1,8 @@
 """A test host that runs the Compose stack rootless with podman-compose.
 
-Builds on the image tests' host (`tests/image/imagehost.py`): the same unprivileged `builder`
-user with linger, the stand-in images loaded into its storage, the build context copied
-over SSH. Adds podman-compose (Debian 13 packages it) and the Compose files.
+Builds on the image tests' host (`molecule/testhost/imagehost.py`): the same unprivileged
+`builder` user with linger, the stand-in images loaded into its storage, the build context
+copied over SSH. Adds podman-compose (Debian 13 packages it) and the Compose files.
 """
 
 import json
@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "image"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "molecule" / "testhost"))
 
 from imagehost import BASE_IMAGE, BUILDER, CONTEXT, ROOT, ImageHost, Result
 

@@ -1,9 +1,15 @@
 """Fixtures: one test host (img1) with a rootless build of the production image."""
 
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+# The host tooling the tests share with the benchmarks; the test modules import it too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "molecule" / "testhost"))
+
 from imagehost import TESTHOST, ImageHost
 
 HOST_NAME = os.environ.get("SENEX_IMAGE_TEST_HOST", "img1")

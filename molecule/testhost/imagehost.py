@@ -1,9 +1,10 @@
 """A test host with rootless Podman that builds the production image.
 
-Shared by the image tests and `bench/image.py`. It drives the test-host tooling
-(`molecule/testhost/testhost.py`): boots a bare Debian 13 host, installs Podman, creates
-an unprivileged `builder` user, loads the stand-in Python base image into that user's
-storage, copies the build context over SSH and builds there as that user.
+Shared by the image and Compose tests and the benchmarks (`bench/`), which import it from
+here rather than from each other. It drives the test-host tooling (`testhost.py`, next to
+this file): boots a bare Debian 13 host, installs Podman, creates an unprivileged `builder`
+user, loads the stand-in Python base image into that user's storage, copies the build
+context over SSH and builds there as that user.
 """
 
 import io
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTHOST = ROOT / "molecule" / "testhost" / "testhost.py"
+TESTHOST = Path(__file__).resolve().with_name("testhost.py")
 BASE_IMAGE = "localhost/senex-standin-python:trixie"
 BUILDER = "builder"
 CONTEXT = f"/home/{BUILDER}/context"

@@ -1,0 +1,127 @@
+"""The report: the table printed at the end and written with every sample as JSON."""
+
+import json
+import subprocess
+
+from imagehost import ROOT
+
+from stackbench.stores import DATABASE
+from stackbench.web import ENDPOINTS, SERVERS
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def revision() -> str:
+    """The checkout's git revision, marked -dirty when it has uncommitted changes."""
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+def pair_rows(what: str, unit: str, results: dict) -> list[str]:
+    """Rows of bare against container: median [min-max] and the ratio of the medians."""
+
+    def cell(d: dict) -> str:
+        return f"{d['median']:.0f} [{d['min']:.0f}-{d['max']:.0f}]"
+
+    rows = [f"{what:<24}{'bare ' + unit:>24}{'container ' + unit:>26}{'container/bare':>16}"]
+    for name, pair in results.items():
+        b, c = pair["bare"], pair["container"]
+        rows.append(f"{name:<24}{cell(b):>24}{cell(c):>26}{ratio(c['median'], b['median']):>16}")
+    return rows
+
+
+def table(r: dict) -> str:
+    out = []
+    m = r["machine"]
+    out.append(
+        f"Senex Trader stack benchmark, {r['date']}, host {r['host']} ({m['cores']} cores,"
+        f" shared), git {r['revision']}"
+    )
+    out.append(
+        f"load average (1/5/15 min): before {m['load_before']}, after web {m['load_after_web']},"
+        f" at the end {m['load_end']}"
+    )
+    w = r["web"]
+    out.append("")
+    out.append(
+        f"Web: ApacheBench -n {w['requests']} -c {w['concurrency']} -t {w['time_limit']}"
+        f" (no keep-alive), {w['rounds']} rounds; median [min-max]; stack web server:"
+        f" {w['deployed_server']} via {w['deployed_path']}"
+    )
+    out.append(
+        f"{'endpoint':<21}{'server':<18}{'path':<11}{'req/s':>8} {'[min-max]':<13}"
+        f"{'p50 ms':>7}{'p99 ms':>7}{'vs bare':>9}{'vs Daphne':>11}{'failed':>8}"
+    )
+    for endpoint in ENDPOINTS:
+        for server in SERVERS:
+            for path in w["paths"]:
+                cell = w["results"][endpoint][server][path]
+                rps = cell["rps"]
+                bare = w["results"][endpoint][server]["bare"]["rps"]["median"]
+                daphne = w["results"][endpoint]["daphne"][path]["rps"]["median"]
+                out.append(
+                    f"{endpoint:<21}{SERVERS[server][0]:<18}{path:<11}{rps['median']:>8.0f}"
+                    f" {f'[{rps["min"]:.0f}-{rps["max"]:.0f}]':<13}"
+                    f"{cell['p50_ms']['median']:>7.0f}{cell['p99_ms']['median']:>7.0f}"
+                    f"{ratio(rps['median'], bare):>9}{ratio(rps['median'], daphne):>11}"
+                    f"{cell['failed']:>8.0f}"
+                )
+    p = r["postgres"]
+    out.append("")
+    out.append(
+        f"PostgreSQL {p['version']}: pgbench scale {p['scale']}, {p['clients']} clients,"
+        f" {p['rounds']} rounds; bare = host to bare server on loopback, container = a"
+        f" container on the stack's network to {DATABASE}"
+    )
+    out.extend(pair_rows("workload", "TPS", p["results"]))
+    d = r["redis"]
+    out.append("")
+    out.append(
+        f"Redis {d['version']}: redis-benchmark -n {d['requests']} -c {d['clients']},"
+        f" {d['rounds']} rounds; same paths as PostgreSQL"
+    )
+    out.extend(pair_rows("command", "req/s", d["results"]))
+    mem = r["memory"]
+    out.append("")
+    out.append(f"Memory, idle after start ({mem['source']})")
+    for unit, value in mem["units"].items():
+        out.append(f"  {unit:<28}{value / 1e6:>8.1f} MB")
+    out.append(f"  {'whole stack':<28}{mem['total'] / 1e6:>8.1f} MB")
+    dep = r["deployment"]
+    out.append("")
+    out.append("Deployment")
+    out.append(
+        f"  image: {dep['image']['total_bytes'] / 1e6:.1f} MB total,"
+        f" {dep['image']['above_base_bytes'] / 1e6:.1f} MB above the base"
+        f" ({dep['image']['base_bytes'] / 1e6:.1f} MB)"
+    )
+    if "deploy_seconds" not in dep:
+        out.append("  (an already deployed host was reused: no deployment timings)")
+        return "\n".join(out)
+    out.append(f"  bare test host booted (SSH answering): {dep['host_create_seconds']:.1f} s")
+    out.append(
+        f"  bare host -> healthy stack (deploy incl. image build): {dep['deploy_seconds']:.1f} s,"
+        f" changed={dep['deploy_changed']}"
+    )
+    out.append(
+        f"  no-op re-deploy: {dep['redeploy_seconds']:.1f} s, changed={dep['redeploy_changed']}"
+    )
+    return "\n".join(out)
+
+
+def write(report: dict, stamp: str) -> None:
+    """Writes the report as JSON and as the table into bench/results/, and prints the table."""
+    text = table(report)
+    (RESULTS / f"stack-{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"stack-{stamp}.txt").write_text(text + "\n")
+    print()
+    print(text)
+    print(f"\nWritten: {RESULTS / f'stack-{stamp}.json'}")

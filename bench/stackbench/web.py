@@ -1,0 +1,201 @@
+"""The web servers measured with ApacheBench: Daphne and Gunicorn with uvicorn workers, each
+bare, in a container through a published port, and through systemd socket activation."""
+
+import argparse
+import re
+
+from stackmodel import unit_of_kind
+
+from stackbench.host import NET, USER, WEB_PORT, BenchHost, quadlet_dir
+from stackbench.rounds import rounds_in_turn, spread
+
+# The stack's web unit, whose container and socket units the extra web units copy.
+WEB = unit_of_kind("web")
+# Each server's name in the table and its entrypoint route in the app image.
+SERVERS = {"daphne": ("Daphne", "daphne"), "gunicorn": ("Gunicorn+uvicorn", "gunicorn")}
+ENDPOINTS = ("/health/simple/", "/trading/heartbeats/")
+
+
+def start_bare_web(host: BenchHost, server: str, address: str) -> None:
+    if server == "daphne":
+        command = (
+            f"/opt/venv/bin/daphne --bind {address} --port {WEB_PORT} senextrader.asgi:application"
+        )
+    else:
+        command = (
+            "/opt/venv/bin/gunicorn --config /etc/senex/gunicorn.conf.py"
+            f" --bind {address}:{WEB_PORT} senextrader.asgi:application"
+        )
+    host.root(
+        f"systemd-run --quiet --unit senex-bench-bare-{server} -p User={USER}"
+        " -p WorkingDirectory=/app -p EnvironmentFile=/etc/senex-bench/bare.env"
+        f" -p KillMode=mixed {command}"
+    )
+
+
+def socket_unit(host: BenchHost) -> str:
+    """The deployed web socket unit, or '' when the stack does not use socket activation."""
+    result = host.ssh(f"cd /home/{USER} && {host.as_user} systemctl --user cat {WEB}.socket")
+    return result.stdout if result.returncode == 0 else ""
+
+
+def extra_web_unit(host: BenchHost, name: str, route: str, address: str, socket: str) -> None:
+    """A copy of the deployed web unit running `route`, reached on `address`: through a
+    published port, or through a copy of the deployed socket unit when `socket` is given."""
+    unit = host.root(f"cat {quadlet_dir()}/{WEB}.container")
+    lines = []
+    for line in unit.splitlines():
+        key, _, value = line.partition("=")
+        if key == "ContainerName":
+            line = f"ContainerName={name}"
+        elif key == "Exec":
+            line = f"Exec={route}"
+        elif key in ("PublishPort", "WantedBy") or value == f"{WEB}.socket":
+            continue
+        elif key == "Network" and not socket:
+            lines.append(line)
+            line = f"PublishPort={address}:{WEB_PORT}:8000"
+        elif line == "[Container]" and socket:
+            lines += [f"Requires={name}.socket", f"After={name}.socket", ""]
+        lines.append(line)
+    host.root(
+        f"install -o {USER} -g {USER} -m 0644 /dev/stdin {quadlet_dir()}/{name}.container",
+        stdin=("\n".join(lines) + "\n").encode(),
+    )
+    if socket:
+        copy = [
+            f"ListenStream={address}:{WEB_PORT}" if line.startswith("ListenStream=") else line
+            for line in socket.splitlines()
+            if not line.startswith("#") and not line.startswith("WantedBy")
+        ]
+        directory = f"/home/{USER}/.config/systemd/user"
+        host.root(
+            f"install -d -o {USER} -g {USER} {directory} && install -o {USER} -g {USER}"
+            f" -m 0644 /dev/stdin {directory}/{name}.socket",
+            stdin=("\n".join(copy) + "\n").encode(),
+        )
+    host.user("systemctl --user daemon-reload")
+    host.user(f"systemctl --user start {name}.{'socket' if socket else 'service'}")
+
+
+def start_web_servers(host: BenchHost) -> dict:
+    """Starts every server bare and in extra web units on addresses of their own, next to the
+    deployed one; returns which is deployed and the address of each server and path."""
+    socket = socket_unit(host)
+    unit = host.root(f"cat {quadlet_dir()}/{WEB}.container")
+    deployed_route = re.search(r"^Exec=(\S+)", unit, re.MULTILINE).group(1)
+    deployed = next(s for s, (_, route) in SERVERS.items() if route == deployed_route)
+    deployed_path = "socket" if socket else "published"
+    paths: dict = {}
+    number = 0
+    for server, (_, route) in SERVERS.items():
+        number += 1
+        address = f"{NET}.{number}"
+        start_bare_web(host, server, address)
+        paths[server] = {"bare": address}
+        for path in ("published", "socket") if socket else ("published",):
+            if server == deployed and path == deployed_path:
+                paths[server][path] = "127.0.0.1"
+                continue
+            number += 1
+            address = f"{NET}.{number}"
+            extra_web_unit(
+                host,
+                f"senex-bench-{server}-{path}",
+                route,
+                address,
+                socket if path == "socket" else "",
+            )
+            paths[server][path] = address
+    for by_path in paths.values():
+        for address in by_path.values():
+            wait_http(host, address)
+    print(f"Web servers: {paths}", flush=True)
+    return {
+        "deployed_server": SERVERS[deployed][0],
+        "deployed_path": deployed_path,
+        "paths": list(paths["daphne"]),
+        "addresses": paths,
+    }
+
+
+def wait_http(host: BenchHost, address: str, seconds: int = 180) -> None:
+    host.root(
+        f'for i in $(seq {seconds}); do python3 -c "import urllib.request;'
+        f" urllib.request.urlopen('http://{address}:{WEB_PORT}/health/simple/', timeout=5)\""
+        " 2>/dev/null && exit 0; sleep 1; done; exit 1"
+    )
+
+
+AB_FIELDS = {
+    "rps": r"Requests per second:\s+([\d.]+)",
+    "complete": r"Complete requests:\s+(\d+)",
+    "failed": r"Failed requests:\s+(\d+)",
+    "seconds": r"Time taken for tests:\s+([\d.]+)",
+    "p50_ms": r"^\s+50%\s+(\d+)",
+    "p99_ms": r"^\s+99%\s+(\d+)",
+}
+
+
+def ab(host: BenchHost, url: str, requests: int, concurrency: int, limit: int) -> dict:
+    # -t first: it resets the request count that -n then bounds; -s bounds each request.
+    out = host.root(
+        f"ab -q -r -t {limit} -n {requests} -c {concurrency} -s 30 -H 'Host: 127.0.0.1' {url}"
+    )
+    result = {}
+    for name, pattern in AB_FIELDS.items():
+        found = re.search(pattern, out, re.MULTILINE)
+        if found is None:
+            raise RuntimeError(f"ab printed no {name} for {url}:\n{out}")
+        result[name] = float(found.group(1))
+    non_2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
+    result["non_2xx"] = int(non_2xx.group(1)) if non_2xx else 0
+    # ab also counts a body whose length differs from the first one's; the heartbeat list
+    # changes length when beat writes, so only connection errors count as failures.
+    kinds = re.search(r"\(Connect: (\d+), Receive: (\d+), Length: \d+, Exceptions: (\d+)\)", out)
+    result["failed"] = float(sum(int(n) for n in kinds.groups())) if kinds else 0.0
+    if result["non_2xx"] or result["failed"]:
+        # A finding, not a crash: the table shows every failed request.
+        print(f"  {url}: {result['failed']:.0f} failed, {result['non_2xx']} non-2xx", flush=True)
+    return result
+
+
+def measure_web(host: BenchHost, args: argparse.Namespace, paths: dict) -> dict:
+    """paths: {server: {path: address}}."""
+    url = "http://{address}:" + str(WEB_PORT) + "{endpoint}"
+    targets = [
+        (endpoint, server, path, address)
+        for endpoint in ENDPOINTS
+        for server, by_path in paths.items()
+        for path, address in by_path.items()
+    ]
+    for endpoint, _, _, address in targets:  # warm up: imports, connections, caches
+        ab(host, url.format(address=address, endpoint=endpoint), 300, args.concurrency, 30)
+    samples: dict = {}
+    for order in rounds_in_turn(targets, args.rounds):
+        for endpoint, server, path, address in order:
+            result = ab(
+                host,
+                url.format(address=address, endpoint=endpoint),
+                args.requests,
+                args.concurrency,
+                args.time_limit,
+            )
+            samples.setdefault(endpoint, {}).setdefault(server, {}).setdefault(path, []).append(
+                result
+            )
+            print(f"  {endpoint} {server} {path}: {result['rps']:.0f} req/s", flush=True)
+    return {
+        endpoint: {
+            server: {
+                path: {
+                    key: spread([s[key] for s in runs])
+                    for key in ("rps", "p50_ms", "p99_ms", "seconds")
+                }
+                | {"failed": sum(s["failed"] + s["non_2xx"] for s in runs)}
+                for path, runs in by_path.items()
+            }
+            for server, by_path in by_server.items()
+        }
+        for endpoint, by_server in samples.items()
+    }
