@@ -125,7 +125,7 @@ def test_a_worker_for_the_trading_queue_leaves_the_other_queues_alone(
         time.sleep(2)
 
     stored = json.loads(results.get(f"celery-task-meta-{trading.id}"))
-    assert (stored["status"], stored["result"]) == ("SUCCESS", "pong"), log.read_text()
+    assert (stored["status"], stored["result"]) == ("SUCCESS", f"pong from {node}"), log.read_text()
     assert inspect.returncode == 0, inspect.stdout + inspect.stderr
     active = json.loads(inspect.stdout)
     assert [queue["name"] for queue in active[node]] == ["trading"]
@@ -279,7 +279,18 @@ def test_celery_roundtrip_names_the_queue_nobody_serves(
             text=True,
             check=False,
         )
+        chosen = subprocess.run(
+            manage("celery_roundtrip", "--queue", "accounts", "--timeout", "5"),
+            env=env,
+            cwd=APP_DIR,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
+    assert chosen.returncode == 0, chosen.stderr
+    assert "Queue accounts: pong from partial@localhost" in chosen.stdout
+    assert "Queue celery" not in chosen.stdout
     assert result.returncode != 0
     assert "Queue celery: pong" in result.stdout
     assert "Queue accounts: pong" in result.stdout

@@ -1,4 +1,5 @@
-"""Prove a worker serves every queue: send a ping to each and wait for its answer."""
+"""Prove workers serve the queues: send a ping to each and wait for the answer, which names
+the worker that took it."""
 
 import time
 
@@ -24,14 +25,29 @@ class Command(BaseCommand):
             default=0.0,
             help="Seconds each ping task runs before it answers (a long task on demand).",
         )
+        parser.add_argument(
+            "--queue",
+            action="append",
+            choices=QUEUES,
+            dest="queues",
+            help="A queue to ping (repeat for more); default every queue the app declares.",
+        )
 
-    def handle(self, *args: object, timeout: float, hold: float, **options: object) -> None:
+    def handle(
+        self,
+        *args: object,
+        timeout: float,
+        hold: float,
+        queues: list[str] | None,
+        **options: object,
+    ) -> None:
+        queues = queues or list(QUEUES)
         if hold >= timeout:
             raise CommandError(f"--hold ({hold:g} s) must be shorter than --timeout ({timeout:g}).")
         # An unanswered ping expires, so a late worker does not run stale ones.
         results = {
             queue: ping.apply_async(kwargs={"hold": hold}, queue=queue, expires=timeout)
-            for queue in QUEUES
+            for queue in queues
         }
         deadline = time.monotonic() + timeout
         silent = []
@@ -48,4 +64,4 @@ class Command(BaseCommand):
             raise CommandError(
                 f"No worker answered within {timeout:g} s on queue(s): {', '.join(silent)}."
             )
-        self.stdout.write(self.style.SUCCESS(f"All queues answered: {', '.join(QUEUES)}."))
+        self.stdout.write(self.style.SUCCESS(f"All queues answered: {', '.join(queues)}."))
