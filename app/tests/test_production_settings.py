@@ -1,6 +1,7 @@
 """Production settings, loaded the way the image loads them: ENVIRONMENT=production and
 nothing but environment variables."""
 
+import json
 import os
 import re
 import secrets
@@ -64,6 +65,28 @@ def test_secrets_can_come_from_files(tmp_path) -> None:
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
 
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("through_file", [False, True], ids=["environment", "file"])
+def test_secrets_arrive_byte_exact(tmp_path, through_file: bool) -> None:
+    # django-environ reads a value starting with `$` as the name of another variable: a key
+    # like this one came out as the value of PATH, or as "Set the PATH... variable".
+    secret_key = "$PATH" + secrets.token_urlsafe(50) + " \\$HOME #'\"="
+    db_password = "$" + secrets.token_urlsafe(16)
+    env = production_env(SECRET_KEY=secret_key, DB_PASSWORD=db_password)
+    if through_file:
+        for name in ("SECRET_KEY", "DB_PASSWORD"):
+            (tmp_path / name).write_text(env.pop(name))
+            env[f"{name}_FILE"] = str(tmp_path / name)
+    show = (
+        "import json; from django.conf import settings; "
+        "print(json.dumps([settings.SECRET_KEY, settings.DATABASES['default']['PASSWORD']]))"
+    )
+
+    result = run_manage("shell", "--command", show, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [secret_key, db_password]
 
 
 def test_check_deploy_is_clean() -> None:

@@ -10,14 +10,33 @@ import sys
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
-env = environ.FileAwareEnv()
+
+class Env(environ.FileAwareEnv):
+    """FileAwareEnv plus `secret()`, a read that returns the value byte for byte.
+
+    django-environ takes any value starting with `$` for the name of another variable and
+    returns that one instead; a generated key or password may well start with `$`.
+    """
+
+    def secret(self, var: str, default: str | None = None) -> str:
+        try:
+            return self.ENVIRON[var]
+        except KeyError:
+            if default is None:
+                raise ImproperlyConfigured(f"Set the {var} environment variable") from None
+            return default
+
+
+env = Env()
 
 # SECRET_KEY and FIELD_ENCRYPTION_KEY are read by each environment's file: production
-# requires them, development and test fall back to harmless values.
+# requires them, development and test fall back to harmless values. Secrets are read with
+# env.secret, never interpolated.
 
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
@@ -81,7 +100,7 @@ DATABASES = {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": env.str("DB_NAME", default="senex"),
         "USER": env.str("DB_USER", default="senex"),
-        "PASSWORD": env.str("DB_PASSWORD", default=""),
+        "PASSWORD": env.secret("DB_PASSWORD", default=""),
         "HOST": env.str("DB_HOST", default="localhost"),
         "PORT": env.int("DB_PORT", default=5432),
         # 0: under ASGI each request has its own connection, and kept ones are never reused;

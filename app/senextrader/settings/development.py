@@ -12,7 +12,7 @@ if _DOT_ENV.is_file():
 from .base import *  # noqa: E402, F403
 from .base import INSTALLED_APPS, env  # noqa: E402
 
-SECRET_KEY = env.str("SECRET_KEY", default="development-only-secret-key-not-for-production")
+SECRET_KEY = env.secret("SECRET_KEY", default="development-only-secret-key-not-for-production")
 FIELD_ENCRYPTION_KEY = env.list(
     "FIELD_ENCRYPTION_KEY", default=["g6LtpsszncHRYIK0FGhWp1YYySl6rOQD_s2tTM_sqUI="]
 )

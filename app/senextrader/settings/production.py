@@ -8,7 +8,7 @@ neither database nor Redis.
 from .base import *  # noqa: F403
 from .base import env
 
-SECRET_KEY = env.str("SECRET_KEY")
+SECRET_KEY = env.secret("SECRET_KEY")
 # Fernet keys, comma-separated: the first encrypts, all decrypt (so a key can be rotated).
 FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY")
 

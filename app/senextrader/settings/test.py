@@ -3,7 +3,7 @@
 from .base import *  # noqa: F403
 from .base import env
 
-SECRET_KEY = env.str("SECRET_KEY", default="test-only-secret-key-not-for-production")
+SECRET_KEY = env.secret("SECRET_KEY", default="test-only-secret-key-not-for-production")
 FIELD_ENCRYPTION_KEY = env.list(
     "FIELD_ENCRYPTION_KEY", default=["X1OFawD6WNlFfK-ZlUVrWq7TyZuNp0AAFBJ5mzLAMWk="]
 )

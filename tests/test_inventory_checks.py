@@ -1,0 +1,369 @@
+"""deploy.yml's checks before any change: each bad inventory stops the real playbook in its
+pre_tasks, named, and without printing a secret; good inventories pass them.
+
+The host is this machine over the local connection, so nothing may run on it: facts are not
+gathered, become is off, the host's Python does not exist (a module that ran would fail at
+once) and every run is --check. The good inventories stop after the checks (--tags).
+"""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[1]
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+SANDBOX_VAULT_PASSWORD = ROOT / "inventories/sandbox/SANDBOX-ONLY-vault-password"
+SECRETS_TEMPLATE = ROOT / "roles/senex_secrets/templates/senex.env.j2"
+SECRETS_DEFAULTS = ROOT / "roles/senex_secrets/defaults/main.yml"
+HOST = "checkhost"
+
+# The failing pre_task of each check, as ansible-playbook names it.
+NAMES_TASK = "Check that every senex_ variable is one a role or a play reads"
+SPEC_TASK = "Check every role's variables before changing anything"
+ADDRESS_TASK = "Check that the plain-HTTP web port stays on loopback unless a reason is given"
+SECRETS_TASK = "senex_secrets : Stop when a secret or a setting of the env file is unusable"
+
+
+def good_vars() -> dict:
+    return {
+        "senex_secrets_secret_key": secrets.token_urlsafe(50),
+        "senex_secrets_field_encryption_key": Fernet.generate_key().decode(),
+        "senex_secrets_db_password": secrets.token_urlsafe(24),
+        "senex_secrets_redis_password": secrets.token_urlsafe(24),
+        "senex_secrets_allowed_hosts": ["trader.example.com"],
+    }
+
+
+def run_deploy(
+    tmp_path: Path,
+    group_vars: dict,
+    *args: str,
+    host_vars: dict | None = None,
+    group_vars_dir: Path | None = None,
+) -> subprocess.CompletedProcess:
+    """ansible-playbook deploy.yml --check against this machine as HOST, from the repo root."""
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars/senex").mkdir(parents=True)
+    (inventory / "host_vars").mkdir()
+    if group_vars_dir:
+        for source in group_vars_dir.iterdir():
+            (inventory / "group_vars/senex" / source.name).write_bytes(source.read_bytes())
+    (inventory / "group_vars/senex/test.yml").write_text(yaml.safe_dump(group_vars))
+    guard = {
+        "ansible_connection": "local",
+        "ansible_become": False,
+        "ansible_python_interpreter": str(tmp_path / "no-python-here"),
+    }
+    (inventory / f"host_vars/{HOST}.yml").write_text(yaml.safe_dump({**(host_vars or {}), **guard}))
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"senex": {"hosts": {HOST: None}}}))
+    env = {
+        **os.environ,
+        "ANSIBLE_GATHERING": "explicit",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+    }
+    return subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(inventory / "hosts.yml"), "deploy.yml", "--check", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def recap(output: str) -> dict[str, int]:
+    line = next(line for line in output.splitlines() if line.startswith(f"{HOST} "))
+    return {key: int(value) for key, value in (pair.split("=") for pair in line.split()[2:])}
+
+
+def role_tasks_run(output: str) -> list[str]:
+    """Tasks of the roles' main entry points that ran (the roles' own argument checks and the
+    secrets check aside)."""
+    return [
+        line
+        for line in output.splitlines()
+        if line.startswith("TASK [senex_")
+        and "Validating arguments against arg spec" not in line
+        and not line.startswith(("TASK [senex_secrets : Find", f"TASK [{SECRETS_TASK}]"))
+    ]
+
+
+def assert_stopped_before_any_change(output: str, task: str) -> None:
+    failed_task = output.split("fatal: ")[0].rsplit("TASK [", 1)[-1].split("]")[0]
+    assert failed_task == task, output
+    assert recap(output)["failed"] == 1
+    assert recap(output)["changed"] == 0
+    assert role_tasks_run(output) == []
+
+
+def assert_not_shown(output: str, *values: str) -> None:
+    for value in values:
+        for part in value.splitlines():
+            assert part not in output, "a secret reached the output"
+
+
+BAD_INPUTS = {
+    "newline in SECRET_KEY": (
+        {"senex_secrets_secret_key": secrets.token_urlsafe(30) + "\nDEBUG=true\n" + "x" * 20},
+        SECRETS_TASK,
+        "senex_secrets_secret_key (vault_senex_secret_key): contains a line break",
+    ),
+    "control character in the database password": (
+        {"senex_secrets_db_password": secrets.token_urlsafe(20) + "\x1b"},
+        SECRETS_TASK,
+        "senex_secrets_db_password (vault_senex_db_password): contains a line break",
+    ),
+    "changeme repeated": (
+        {"senex_secrets_secret_key": "changeme" * 7},
+        SECRETS_TASK,
+        "senex_secrets_secret_key (vault_senex_secret_key): fewer than 16 distinct characters",
+    ),
+    "development key": (
+        {"senex_secrets_secret_key": "django-insecure-" + secrets.token_urlsafe(50)},
+        SECRETS_TASK,
+        "senex_secrets_secret_key (vault_senex_secret_key): starts with django-insecure-",
+    ),
+    "redis password equal to the database's": (
+        {
+            "senex_secrets_redis_password": "same-" + "9XwQ4bT7zK2mP8vR" * 2,
+            "senex_secrets_db_password": "same-" + "9XwQ4bT7zK2mP8vR" * 2,
+        },
+        SECRETS_TASK,
+        "senex_secrets_db_password (vault_senex_db_password) and senex_secrets_redis_password"
+        " (vault_senex_redis_password): the same value for two uses",
+    ),
+    "SECRET_KEY equal to the database password": (
+        {
+            "senex_secrets_secret_key": "K" + "aB3dE5gH7jK9mN1pQ" * 4,
+            "senex_secrets_db_password": "K" + "aB3dE5gH7jK9mN1pQ" * 4,
+        },
+        SECRETS_TASK,
+        "senex_secrets_secret_key (vault_senex_secret_key) and senex_secrets_db_password"
+        " (vault_senex_db_password): the same value for two uses",
+    ),
+    "empty allowed hosts": (
+        {"senex_secrets_allowed_hosts": []},
+        SECRETS_TASK,
+        "senex_secrets_allowed_hosts: empty, so the app answers every request with 400",
+    ),
+    "comma inside an allowed host": (
+        {"senex_secrets_allowed_hosts": ["trader.example.com,evil.example.net"]},
+        SECRETS_TASK,
+        "senex_secrets_allowed_hosts: an entry contains a comma",
+    ),
+    "newline in a setting": (
+        {"senex_secrets_db_host": "senex-postgres\nSECRET_KEY=x"},
+        SECRETS_TASK,
+        "senex_secrets_db_host: contains a line break",
+    ),
+    "extra variable replacing SECRET_KEY": (
+        {"senex_secrets_extra_env": {"SECRET_KEY": "x", "FEATURE_FLAG": "on"}},
+        SECRETS_TASK,
+        "senex_secrets_extra_env.SECRET_KEY: the role writes this variable already",
+    ),
+    "misspelt variable": (
+        {"senex_stack_web_prot": 8001},
+        NAMES_TASK,
+        "senex_stack_web_prot (did you mean senex_stack_web_port?)",
+    ),
+    "unknown variable nothing resembles": (
+        {"senex_zzz": 1},
+        NAMES_TASK,
+        f"Nothing reads these variables of {HOST} (inventory or extra vars): senex_zzz.",
+    ),
+    "wrong type": (
+        {"senex_stack_web_port": "eighty"},
+        SPEC_TASK,
+        "senex_stack_web_port",
+    ),
+    "web port on every interface": (
+        {"senex_stack_web_address": "0.0.0.0"},  # noqa: S104 (the refused input)
+        ADDRESS_TASK,
+        "senex_stack_web_address 0.0.0.0 is not a loopback address",
+    ),
+}
+
+
+@pytest.mark.parametrize(("override", "task", "message"), BAD_INPUTS.values(), ids=BAD_INPUTS)
+def test_bad_input_stops_before_any_change(
+    tmp_path: Path, override: dict, task: str, message: str
+) -> None:
+    group_vars = {**good_vars(), **override}
+
+    result = run_deploy(tmp_path, group_vars)
+
+    assert result.returncode != 0
+    assert_stopped_before_any_change(result.stdout, task)
+    assert message in result.stdout
+    secret_values = [
+        value for name, value in group_vars.items() if "password" in name or "key" in name
+    ]
+    assert_not_shown(result.stdout + result.stderr, *secret_values)
+
+
+def test_web_address_message_names_both_variables(tmp_path: Path) -> None:
+    result = run_deploy(tmp_path, {**good_vars(), "senex_stack_web_address": "192.0.2.10"})
+
+    assert_stopped_before_any_change(result.stdout, ADDRESS_TASK)
+    assert "senex_stack_web_address 192.0.2.10" in result.stdout
+    assert "senex_stack_web_public_reason" in result.stdout
+
+
+def test_unknown_extra_var_stops_too(tmp_path: Path) -> None:
+    result = run_deploy(tmp_path, good_vars(), "-e", "senex_secrets_alowed_hosts=[]")
+
+    assert_stopped_before_any_change(result.stdout, NAMES_TASK)
+    assert "senex_secrets_alowed_hosts (did you mean senex_secrets_allowed_hosts?)" in result.stdout
+
+
+GOOD_INPUTS = {
+    "plain": {},
+    # django-environ would have read this key as the name of another variable; the app now
+    # reads it as it is (app/tests/test_production_settings.py) and the env file carries it.
+    "SECRET_KEY starting with $": {
+        "senex_secrets_secret_key": "$" + secrets.token_urlsafe(50) + " #'\"\\"
+    },
+    "public address with a reason": {
+        "senex_stack_web_address": "0.0.0.0",  # noqa: S104 (with its reason)
+        "senex_stack_web_public_reason": "TLS proxy on another host of the private network",
+    },
+    "loopback other than 127.0.0.1": {"senex_stack_web_address": "127.0.0.2"},
+    "play-level names": {"senex_user": "trader", "senex_domain": "trader.example.com"},
+}
+
+
+@pytest.mark.parametrize("override", GOOD_INPUTS.values(), ids=GOOD_INPUTS)
+def test_good_input_passes_the_checks(tmp_path: Path, override: dict) -> None:
+    group_vars = {**good_vars(), **override}
+
+    result = run_deploy(tmp_path, group_vars, "--tags", "senex_checks")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"TASK [{SECRETS_TASK}]" in result.stdout
+    assert recap(result.stdout)["failed"] == 0
+    assert recap(result.stdout)["changed"] == 0
+    assert role_tasks_run(result.stdout) == []
+    assert_not_shown(result.stdout + result.stderr, group_vars["senex_secrets_secret_key"])
+
+
+@pytest.mark.parametrize("scenario", ["default", "operations"])
+def test_sandbox_and_molecule_inventories_pass_the_checks(tmp_path: Path, scenario: str) -> None:
+    # The names Molecule's scenarios and the sandbox set must all be known.
+    host_vars = yaml.safe_load(
+        next((ROOT / "molecule" / scenario / "host_vars").glob("*.yml")).read_text()
+    )
+
+    result = run_deploy(
+        tmp_path,
+        {},
+        "--tags",
+        "senex_checks",
+        "--vault-password-file",
+        str(SANDBOX_VAULT_PASSWORD),
+        host_vars=host_vars,
+        group_vars_dir=ROOT / "inventories/sandbox/group_vars/senex",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert recap(result.stdout)["failed"] == 0
+
+
+def test_every_role_default_is_an_option_of_its_argument_spec() -> None:
+    # deploy.yml's list of known names comes from the argument specs alone.
+    for defaults in ROOT.glob("roles/*/defaults/main.yml"):
+        spec = yaml.safe_load((defaults.parents[1] / "meta/argument_specs.yml").read_text())
+        options = {
+            name for entry in spec["argument_specs"].values() for name in entry.get("options", {})
+        }
+        assert set(yaml.safe_load(defaults.read_text()) or {}) <= options, defaults
+
+
+def test_closest_name() -> None:
+    sys.path.insert(0, str(ROOT / "filter_plugins"))
+    try:
+        from senex_names import closest_name
+    finally:
+        sys.path.pop(0)
+    known = ["senex_stack_web_port", "senex_stack_web_address", "senex_secrets_allowed_hosts"]
+
+    assert closest_name("senex_stack_web_prot", known) == "senex_stack_web_port"
+    assert closest_name("senex_stak_web_adress", known) == "senex_stack_web_address"
+    assert closest_name("senex_zzz", [*known, "senex_user"]) == ""
+
+
+def podman_env_file(text: str) -> dict[str, str]:
+    """Podman's reading of --env-file (pkg/env ParseFile, 5.x): line by line, the trailing CR
+    dropped, leading blanks trimmed, `#` lines skipped, the value everything after the first
+    `=` as it is (no quotes, no expansion)."""
+    env = {}
+    for raw in text.split("\n"):
+        line = raw.removesuffix("\r").lstrip(" \t")
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env[name.lstrip(" \t")] = value
+    return env
+
+
+def test_env_file_carries_a_dollar_key_literally(tmp_path: Path) -> None:
+    # The role's template, rendered by Ansible into tmp_path only, then read as Podman reads it.
+    values = {
+        **good_vars(),
+        "senex_secrets_secret_key": "$HOME" + secrets.token_urlsafe(50) + " \\$x #'\"=",
+        "senex_secrets_extra_env": {"FEATURE": "$PATH"},
+    }
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "vars": {**yaml.safe_load(SECRETS_DEFAULTS.read_text()), **values},
+                    "tasks": [
+                        {
+                            "ansible.builtin.copy": {
+                                "content": "{{ lookup('ansible.builtin.template', '"
+                                + str(SECRETS_TEMPLATE)
+                                + "') }}",
+                                "dest": str(tmp_path / "senex.env"),
+                                "mode": "0600",
+                            },
+                            "no_log": True,
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    env = {**os.environ, "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp")}
+
+    result = subprocess.run(
+        [
+            ANSIBLE_PLAYBOOK,
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(playbook),
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    read = podman_env_file((tmp_path / "senex.env").read_text())
+    assert read["SECRET_KEY"] == values["senex_secrets_secret_key"]
+    assert read["FEATURE"] == "$PATH"
