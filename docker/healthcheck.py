@@ -4,25 +4,87 @@
 Web servers (Daphne, Gunicorn): GET HEALTH_URL must answer 200; its default is
 /health/simple/ on 127.0.0.1 and the port of WEB_BIND (8000). Under socket activation the
 servers listen there too, next to the socket systemd passes, so the same check works.
-Other roles (Celery worker and beat, one-shots) are healthy while PID 1
-runs, which podman already knows; their deep checks belong to the deploy's gates.
+
+Celery worker: a ping sent through the broker to the worker's own node (the --hostname it
+was started with) must come back, the way a task reaches it: a worker that lost its broker
+connection, or a broker that refuses writes, fails the check.
+
+Celery beat: a key written to the broker beat publishes to must read back, so an
+unreachable broker or one refusing writes (out of memory under noeviction) fails the check.
+
+Other roles (one-shots) are healthy while PID 1 runs, which podman already knows.
+
+The Celery checks load the app's settings from the working directory (the image's /app)
+and finish within DEADLINE_SECONDS, below the image's HEALTHCHECK --timeout.
+`--pid PID` checks another process than PID 1, the one it would be in a container.
 """
 
+import argparse
 import os
+import secrets
+import signal
+import socket
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 WEB_SERVERS = ("daphne", "gunicorn")
+# The whole Celery check, imports included, stays below the HEALTHCHECK --timeout of 5 s
+# with room for podman's exec.
+DEADLINE_SECONDS = 3.5
+# How long the worker has to answer the ping, or Redis a command.
+ANSWER_SECONDS = 2.0
+# Celery's global options that take a value, so the value is not taken for the subcommand.
+CELERY_OPTIONS_WITH_VALUE = {
+    "-A",
+    "--app",
+    "-b",
+    "--broker",
+    "--result-backend",
+    "--loader",
+    "--config",
+    "--workdir",
+}
 
 
-def pid1_command() -> list[str]:
+def process_command(pid: int) -> list[str]:
     try:
-        raw = Path("/proc/1/cmdline").read_bytes()
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return []
-    return [Path(part).name for part in raw.decode(errors="replace").split("\0") if part]
+    return [part for part in raw.decode(errors="replace").split("\0") if part]
+
+
+def celery_subcommand(command: list[str]) -> tuple[str, list[str]] | None:
+    """`worker` or `beat` and the arguments after it, when `command` runs Celery."""
+    names = [Path(part).name for part in command[:3]]
+    if "celery" not in names:
+        return None
+    args = iter(command[names.index("celery") + 1 :])
+    for arg in args:
+        if arg in CELERY_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg, list(args)
+    return None
+
+
+def worker_node(args: list[str]) -> str:
+    """The node name the worker took: its last --hostname, expanded as Celery does."""
+    from celery.utils.nodenames import default_nodename, host_format
+
+    hostname = None
+    for index, arg in enumerate(args):
+        if arg in ("-n", "--hostname") and index + 1 < len(args):
+            hostname = args[index + 1]
+        elif arg.startswith("--hostname="):
+            hostname = arg.partition("=")[2]
+    return host_format(default_nodename(hostname))
 
 
 def default_url() -> str:
@@ -51,12 +113,94 @@ def check_http(url: str) -> int:
     return 0 if status == 200 else 1
 
 
-def main() -> int:
-    command = pid1_command()
+class DeadlinePassed(BaseException):
+    """Not an Exception: kombu retries a publish on connection errors and must not catch it."""
+
+
+def _deadline_passed(signum: int, frame: object) -> None:
+    raise DeadlinePassed
+
+
+def celery_app() -> "Celery":
+    # The image runs the check in /app; the script itself lives elsewhere on PATH.
+    sys.path.insert(0, os.getcwd())
+    from senextrader.celery import app
+
+    return app
+
+
+def check_worker(node: str) -> int:
+    app = celery_app()
+    replies = app.control.ping(destination=[node], timeout=ANSWER_SECONDS)
+    if not any(node in reply for reply in replies):
+        print(
+            f"healthcheck: worker {node} did not answer a ping through the broker", file=sys.stderr
+        )
+        return 1
+    print(f"healthcheck: worker {node} answered a ping through the broker")
+    return 0
+
+
+def check_beat() -> int:
+    import redis
+
+    app = celery_app()
+    client = redis.Redis.from_url(
+        app.conf.broker_url,
+        socket_connect_timeout=ANSWER_SECONDS,
+        socket_timeout=ANSWER_SECONDS,
+    )
+    # Beat's publishes are writes; a PING would pass on a broker that refuses them.
+    key = f"senex:healthcheck:{socket.gethostname()}:{os.getpid()}"
+    token = secrets.token_hex(8)
+    try:
+        client.set(key, token, ex=60)
+        read = client.get(key)
+        client.delete(key)
+    finally:
+        client.close()
+    if read != token.encode():
+        print("healthcheck: beat's broker did not return what was written", file=sys.stderr)
+        return 1
+    print("healthcheck: beat's broker took a write and returned it")
+    return 0
+
+
+def check_celery(role: str, args: list[str]) -> int:
+    signal.signal(signal.SIGALRM, _deadline_passed)
+    signal.setitimer(signal.ITIMER_REAL, DEADLINE_SECONDS)
+    try:
+        if role == "worker":
+            return check_worker(worker_node(args))
+        return check_beat()
+    except DeadlinePassed:
+        print(
+            f"healthcheck: celery {role}: no answer within {DEADLINE_SECONDS:g} s", file=sys.stderr
+        )
+        return 1
+    except Exception as error:
+        # Redis and kombu errors name the host and port, never the password.
+        print(f"healthcheck: celery {role}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pid", type=int, default=1, help="the process to check (default: PID 1, the server)"
+    )
+    pid = parser.parse_args(argv).pid
+    command = process_command(pid)
+    names = [Path(part).name for part in command[:3]]
     # gunicorn renames its master "gunicorn: master [...]" when setproctitle is installed.
-    if any(part.startswith(WEB_SERVERS) for part in command[:3]):
+    if any(name.startswith(WEB_SERVERS) for name in names):
         return check_http(os.environ.get("HEALTH_URL") or default_url())
-    print(f"healthcheck: {' '.join(command[:3]) or 'PID 1'} is running; no HTTP check for it")
+    celery = celery_subcommand(command)
+    if celery is not None and celery[0] in ("worker", "beat"):
+        return check_celery(*celery)
+    print(f"healthcheck: {' '.join(names) or f'PID {pid}'} is running; nothing else to check")
     return 0
 
 

@@ -1,21 +1,29 @@
+import contextlib
 import json
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import redis
 from django.test import Client, override_settings
 
 from tests.commands import APP_DIR, daphne, http_ready
-from tests.servers import free_port, running
+from tests.servers import CACHE_DB, free_port, redis_server, running
 
 pytestmark = pytest.mark.django_db
 
 
-def test_health_is_healthy_with_database_and_redis(client: Client) -> None:
+def test_health_is_healthy_with_database_redis_and_the_channel_layer(client: Client) -> None:
     response = client.get("/health/")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "healthy", "checks": {"database": "ok", "redis": "ok"}}
+    assert response.json() == {
+        "status": "healthy",
+        "checks": {"database": "ok", "redis": "ok", "channel_layer": "ok"},
+    }
     assert "no-cache" in response["Cache-Control"]
 
 
@@ -53,15 +61,15 @@ def _get_health(url: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize(
-    ("broken", "failed_check"),
+    ("broken", "failed_checks"),
     [
-        ({"DB_PORT": "closed"}, "database"),
-        ({"REDIS_URL": "redis://:wrong-secret@127.0.0.1:closed/0"}, "redis"),
+        ({"DB_PORT": "closed"}, ["database"]),
+        ({"REDIS_URL": "redis://:wrong-secret@127.0.0.1:closed/0"}, ["redis", "channel_layer"]),
     ],
     ids=["database-down", "redis-down"],
 )
 def test_health_is_unhealthy_without_leaking_details(
-    app_env: dict[str, str], tmp_path, broken: dict[str, str], failed_check: str
+    app_env: dict[str, str], tmp_path, broken: dict[str, str], failed_checks: list[str]
 ) -> None:
     closed_port = str(free_port())
     env = {**app_env, **{k: v.replace("closed", closed_port) for k, v in broken.items()}}
@@ -75,11 +83,74 @@ def test_health_is_unhealthy_without_leaking_details(
     assert status == 503
     payload = json.loads(body)
     assert payload["status"] == "unhealthy"
-    assert payload["checks"][failed_check] == "failed"
-    assert [name for name, state in payload["checks"].items() if state == "failed"] == [
-        failed_check
-    ]
+    assert failed(payload) == failed_checks
     for secret_or_detail in (closed_port, "127.0.0.1", app_env["DB_PASSWORD"], "wrong-secret"):
         assert secret_or_detail not in body
     # The operator finds the reason in the log instead.
-    assert f"Health check {failed_check} failed" in logged
+    for name in failed_checks:
+        assert f"Health check {name} failed" in logged
+
+
+def failed(payload: dict) -> list[str]:
+    return [name for name, state in payload["checks"].items() if state == "failed"]
+
+
+@contextlib.contextmanager
+def daphne_on_own_redis(app_env: dict[str, str], log: Path) -> Iterator[tuple[str, redis.Redis]]:
+    """Daphne whose cache and channel layer use a Redis of this test's own, which the test
+    may fill up or stop; yields the server's URL and a client of that Redis."""
+    with redis_server() as own:
+        env = {**app_env, "REDIS_URL": own.url(CACHE_DB)}
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with running(
+            daphne(port), env=env, cwd=APP_DIR, log=log, ready=http_ready(url), what="Daphne"
+        ):
+            client = redis.Redis.from_url(own.url(CACHE_DB), socket_timeout=5)
+            try:
+                yield url, client
+            finally:
+                client.close()
+
+
+def test_health_fails_while_redis_refuses_writes_and_recovers(
+    app_env: dict[str, str], tmp_path
+) -> None:
+    log = tmp_path / "daphne.log"
+    with daphne_on_own_redis(app_env, log) as (url, own_redis):
+        before = _get_health(url)
+        # Full: what maxmemory with the noeviction policy does once memory runs out.
+        own_redis.config_set("maxmemory-policy", "noeviction")
+        own_redis.config_set("maxmemory", 1)
+        assert own_redis.ping()  # a PING still passes
+        full = _get_health(url)
+        own_redis.config_set("maxmemory", 0)
+        after = _get_health(url)
+
+    assert before[0] == 200, before
+    assert full[0] == 503, full
+    payload = json.loads(full[1])
+    assert failed(payload) == ["redis", "channel_layer"]
+    assert payload["checks"]["database"] == "ok"
+    assert "OOM" not in full[1]
+    logged = log.read_text()
+    assert "Health check redis failed" in logged
+    assert "OutOfMemoryError" in logged
+    assert after[0] == 200, after
+
+
+def test_health_fails_when_redis_stops(app_env: dict[str, str], tmp_path) -> None:
+    log = tmp_path / "daphne.log"
+    with daphne_on_own_redis(app_env, log) as (url, own_redis):
+        before = _get_health(url)
+        own_redis.shutdown(nosave=True)
+        started = time.monotonic()
+        stopped = _get_health(url)
+        took = time.monotonic() - started
+
+    assert before[0] == 200, before
+    assert stopped[0] == 503, stopped
+    assert failed(json.loads(stopped[1])) == ["redis", "channel_layer"]
+    # Refused connections fail at once; the bounds (socket and channel layer timeouts) are
+    # for a Redis that hangs.
+    assert took < 10, took

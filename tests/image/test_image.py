@@ -320,6 +320,12 @@ def test_worker_instance_serves_its_queues_under_its_name(host: ImageHost, redis
         "starting Celery worker trading on the queues: trading"
         in host.podman("logs worker-trading").output
     )
+    # The container's health check pings trading@worker-trading through the broker.
+    health = host.podman("healthcheck run worker-trading")
+    assert health.returncode == 0, health.output
+    host.check("podman stop --time 0 redis", "builder")
+    health = host.podman("healthcheck run worker-trading")
+    assert health.returncode != 0, health.output
 
 
 @pytest.mark.parametrize(
@@ -338,6 +344,9 @@ def test_beat_keeps_its_schedule_in_run_senex_on_a_read_only_root(
     )
     expected = schedule_file or "/run/senex/celerybeat-schedule"
     wait_until(host, f"exec beat sh -c 'ls {expected}*'", "the beat schedule file")
+    # The container's health check writes to beat's broker and reads it back.
+    health = host.podman("healthcheck run beat")
+    assert health.returncode == 0, health.output
     host.check("podman stop --time 30 beat", "builder")
     state = host.check("podman inspect --format '{{.State.ExitCode}}' beat", "builder")
     assert state.stdout.strip() != "137", host.podman("logs beat").output
