@@ -5,6 +5,8 @@ alone: this fails when an `ansible` pin bundles a collection version requirement
 """
 
 import json
+import re
+import subprocess
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -13,7 +15,13 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.yml"
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "requirements.yml"
+# A module (`namespace.collection.module:` as a task key) or a filter or test (`| fqcn`, `is fqcn`).
+FQCN = re.compile(
+    r"^\s*-?\s*([a-z_]+\.[a-z_]+)\.[a-z_]+:|(?:\||\bis)\s*([a-z_]+\.[a-z_]+)\.[a-z_]+",
+    re.MULTILINE,
+)
 
 
 def requirements() -> list[dict]:
@@ -31,9 +39,29 @@ def bundled_version(name: str) -> Version | None:
     return None
 
 
-def test_requirements_name_the_collections_deploy_uses() -> None:
-    names = {item["name"] for item in requirements()}
-    assert {"containers.podman", "ansible.posix", "community.general"} <= names
+def collections_used() -> set[str]:
+    # Playbooks, roles and scenarios; inventories hold host names, not tasks.
+    files = subprocess.run(
+        ["git", "ls-files", "*.yml", "*.yaml", "*.j2", ":!inventories"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    used = set()
+    for name in files:
+        for module, plugin in FQCN.findall((ROOT / name).read_text()):
+            used.add(module or plugin)
+    return used - {"ansible.builtin"}
+
+
+def test_requirements_name_exactly_the_collections_the_roles_use() -> None:
+    assert {item["name"] for item in requirements()} == collections_used()
+
+
+def test_the_scan_finds_modules_and_filters() -> None:
+    text = '- name: x\n  community.general.ufw:\n    x: "{{ y | ansible.posix.z }}"\n'
+    assert FQCN.findall(text) == [("community.general", ""), ("", "ansible.posix")]
 
 
 @pytest.mark.parametrize("requirement", requirements(), ids=lambda item: item["name"])
