@@ -66,6 +66,19 @@ def fill_up(client: redis.Redis) -> None:
     client.config_set("maxmemory", 1)
 
 
+def broker_drill(pid: int, env: dict[str, str], broker) -> tuple:
+    """The check of `pid` with its broker well, full, well again, then stopped; and the keys
+    the checks left behind before the stop."""
+    healthy, _ = healthcheck(pid, env)
+    fill_up(broker)
+    full = healthcheck(pid, env)
+    broker.config_set("maxmemory", 0)
+    recovered, _ = healthcheck(pid, env)
+    leftovers = broker.keys("senex:healthcheck:*")
+    broker.shutdown(nosave=True)
+    return healthy, full, recovered, leftovers, healthcheck(pid, env)
+
+
 def test_worker_is_healthy_only_while_it_answers_through_its_broker(
     app_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -86,17 +99,14 @@ def test_worker_is_healthy_only_while_it_answers_through_its_broker(
             worker, env=env, cwd=APP_DIR, log=log, ready=log_says(log, "ready."), what="worker"
         ) as proc,
     ):
-        healthy, _ = healthcheck(proc.pid, env)
-        fill_up(broker)
-        full, full_took = healthcheck(proc.pid, env)
-        broker.config_set("maxmemory", 0)
-        recovered, _ = healthcheck(proc.pid, env)
-        broker.shutdown(nosave=True)
-        gone, gone_took = healthcheck(proc.pid, env)
+        healthy, (full, full_took), recovered, leftovers, (gone, gone_took) = broker_drill(
+            proc.pid, env, broker
+        )
 
     node = f"health@{socket.gethostname()}"
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert f"worker {node} answered a ping through the broker" in healthy.stdout
+    assert leftovers == []
     assert full.returncode != 0, full.stdout
     assert full_took < FAILS_WITHIN_SECONDS, full_took
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
@@ -154,14 +164,9 @@ def test_beat_is_healthy_only_while_its_broker_takes_writes(
             beat, env=env, cwd=APP_DIR, log=log, ready=log_says(log, "beat: Starting"), what="beat"
         ) as proc,
     ):
-        healthy, _ = healthcheck(proc.pid, env)
-        fill_up(broker)
-        full, full_took = healthcheck(proc.pid, env)
-        broker.config_set("maxmemory", 0)
-        recovered, _ = healthcheck(proc.pid, env)
-        leftovers = broker.keys("senex:healthcheck:*")
-        broker.shutdown(nosave=True)
-        gone, gone_took = healthcheck(proc.pid, env)
+        healthy, (full, full_took), recovered, leftovers, (gone, gone_took) = broker_drill(
+            proc.pid, env, broker
+        )
 
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert "beat's broker took a write and returned it" in healthy.stdout
