@@ -43,8 +43,11 @@ lint: venv ## Run ruff, shellcheck, yamllint and ansible-lint.
 test-python: venv ## Run pytest: the app against real PostgreSQL/Redis, the image in a test host, repo checks.
 	$(BIN)/pytest
 
-molecule: venv ## Run every Molecule scenario against fresh test hosts.
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/molecule test --all
+# Scenarios in lanes that run side by side (scripts/molecule-lanes); every scenario once.
+MOLECULE_LANES ?= "default quadlet" "operations"
+
+molecule: venv ## Run every Molecule scenario against fresh test hosts, two lanes at a time.
+	PATH="$(abspath $(BIN)):$$PATH" scripts/molecule-lanes $(MOLECULE_LANES)
 
 test: deps venv lint test-python molecule ## Run every test (needs root: test hosts boot with systemd-nspawn).
 
