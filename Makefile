@@ -49,7 +49,10 @@ MOLECULE_LANES ?= "default quadlet" "operations"
 molecule: venv ## Run every Molecule scenario against fresh test hosts, two lanes at a time.
 	PATH="$(abspath $(BIN)):$$PATH" scripts/molecule-lanes $(MOLECULE_LANES)
 
-test: deps venv lint test-python molecule ## Run every test (needs root: test hosts boot with systemd-nspawn).
+test: deps venv lint ## Run every test (needs root: test hosts boot with systemd-nspawn).
+	@# pytest and the Molecule lanes wait on the network and on services more than on the CPU,
+	@# so they run side by side; each one's output is printed whole when it ends.
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-python molecule
 
 sandbox: deps venv ## Deploy the whole stack to a local disposable test host and print its URL.
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-playbook -i inventories/sandbox/hosts.yml \
