@@ -12,7 +12,7 @@ COMPOSE ?= podman-compose
 COMPOSE_DEV := $(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml
 COMPOSE_PROD := $(COMPOSE) -f docker-compose.yml -f docker-compose.prod.yml
 
-.PHONY: help deps venv lint test test-python molecule sandbox sandbox-destroy bench bench-stack clean \
+.PHONY: help deps venv lock lint test test-python molecule sandbox sandbox-destroy bench bench-stack clean \
 	compose-up compose-down compose-logs compose-prod-up compose-prod-down compose-prod-logs
 
 help: ## List the targets.
@@ -27,11 +27,15 @@ deps: ## Install the Debian packages that are missing (needs root).
 
 venv: $(VENV)/.installed ## Create the virtual environment with the controller and test tooling.
 
-$(VENV)/.installed: pyproject.toml app/requirements/base.txt app/requirements/production.txt app/requirements/development.txt
+# From the lock alone, every file checked against its hash; pyproject.toml and
+# app/requirements/*.txt reach the venv through `make lock`.
+$(VENV)/.installed: requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -U pip
-	$(BIN)/pip install -q --group dev -r app/requirements/development.txt
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
 	touch $@
+
+lock: venv ## Compile the hash-locked requirements from pyproject.toml and app/requirements/*.txt.
+	scripts/lock
 
 lint: venv ## Run ruff, shellcheck, yamllint and ansible-lint.
 	$(BIN)/ruff check .
