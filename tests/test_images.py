@@ -9,6 +9,7 @@ PostgreSQL's and Redis's majors are those of the test stand-ins, which the tests
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,21 @@ OFFICIAL = re.compile(r"docker\.io/library/(postgres|redis|python):\w[\w.-]*(@sh
 PINNED = re.compile(r":(\d+)[\w.-]*@sha256:[0-9a-f]{64}$")
 
 
-def references() -> dict[str, set[str]]:
+def tracked_texts() -> Iterator[tuple[str, str]]:
+    """Each tracked regular file but the locks, by name, with its text."""
     files = subprocess.run(
         ["git", "ls-files", ":!*.lock"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
-    found: dict[str, set[str]] = {}
     for name in files:
         path = ROOT / name
-        if path.is_symlink() or not path.is_file():
-            continue
-        for match in OFFICIAL.finditer(path.read_text(errors="replace")):
+        if not path.is_symlink() and path.is_file():
+            yield name, path.read_text(errors="replace")
+
+
+def references() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for _, text in tracked_texts():
+        for match in OFFICIAL.finditer(text):
             found.setdefault(match.group(1), set()).add(match.group(0))
     return found
 

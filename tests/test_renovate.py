@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_images import OFFICIAL  # noqa: E402
+from test_images import OFFICIAL, tracked_texts  # noqa: E402
 
 CONFIG = json.loads((ROOT / "renovate.json").read_text())
 
@@ -34,14 +34,7 @@ def test_the_image_manager_reads_every_file_that_names_an_official_image() -> No
     (match_string,) = manager["matchStrings"]
     # Renovate writes named groups the JavaScript way.
     match_string = match_string.replace("(?<", "(?P<")
-    tracked = subprocess.run(
-        ["git", "ls-files", ":!*.lock"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in tracked:
-        path = ROOT / name
-        if path.is_symlink() or not path.is_file():
-            continue
-        text = path.read_text(errors="replace")
+    for name, text in tracked_texts():
         named = {match.group(0) for match in OFFICIAL.finditer(text)}
         if not named:
             continue
