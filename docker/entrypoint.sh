@@ -17,12 +17,17 @@ Usage: /entrypoint.sh ROUTE [ARGS...]
   manage ARGS...               python manage.py ARGS...
   healthcheck                  Probe the role running as PID 1 (used by HEALTHCHECK)
   anything else                Run as given
+The app comes from the image's build arguments: SENEX_ASGI_APP (senextrader.asgi:application)
+and SENEX_CELERY_APP (senextrader), see docs/app-contract.md.
 USAGE
 }
 
 log() {
   echo "entrypoint: $*" >&2
 }
+
+ASGI_APP=${SENEX_ASGI_APP:-senextrader.asgi:application}
+CELERY_APP=${SENEX_CELERY_APP:-senextrader}
 
 # Fails early, naming the variable, instead of handing a typo to the server.
 require_int() {
@@ -100,18 +105,18 @@ run_daphne() {
     # inside the container is the one the container's health check probes.
     log "starting Daphne on the socket passed by systemd (fd 3) and 127.0.0.1:${BASH_REMATCH[2]}"
     exec daphne --fd 3 --endpoint "tcp:port=${BASH_REMATCH[2]}:interface=127.0.0.1" "$@" \
-      senextrader.asgi:application
+      "$ASGI_APP"
   fi
   log "starting Daphne on $bind"
   exec daphne --bind "${BASH_REMATCH[1]}" --port "${BASH_REMATCH[2]}" "$@" \
-    senextrader.asgi:application
+    "$ASGI_APP"
 }
 
 run_gunicorn() {
   wait_for_services "$@"
   maybe_migrate
   # Gunicorn adopts a systemd socket itself when LISTEN_PID matches its own PID.
-  exec gunicorn --config /etc/senex/gunicorn.conf.py "$@" senextrader.asgi:application
+  exec gunicorn --config /etc/senex/gunicorn.conf.py "$@" "$ASGI_APP"
 }
 
 # One worker per instance of the senex-worker@ template: the instance passes its name and
@@ -133,7 +138,7 @@ run_worker() {
   wait_for_services "$@"
   log "starting Celery worker $name on the queues: ${queues:-every queue the app declares}"
   # SIGTERM makes Celery finish running tasks (warm shutdown) before it exits.
-  exec celery --app senextrader worker \
+  exec celery --app "$CELERY_APP" worker \
     --hostname "${name}@%h" \
     "${queue_args[@]}" \
     --concurrency "$concurrency" \
@@ -151,7 +156,7 @@ run_beat() {
   local schedule=${CELERY_BEAT_SCHEDULE_FILE:-/run/senex/celerybeat-schedule}
   wait_for_services "$@"
   # An empty --pidfile writes none: the root filesystem is read-only.
-  exec celery --app senextrader beat \
+  exec celery --app "$CELERY_APP" beat \
     --schedule "$schedule" \
     --pidfile= \
     --loglevel "${LOG_LEVEL:-INFO}" \

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Container health check for whichever role runs as PID 1.
 
-Web servers (Daphne, Gunicorn): GET HEALTH_URL must answer 200; its default is
-/health/simple/ on 127.0.0.1 and the port of WEB_BIND (8000). Under socket activation the
-servers listen there too, next to the socket systemd passes, so the same check works.
+Web servers (Daphne, Gunicorn): GET HEALTH_URL must answer 200; its default is HEALTH_PATH
+(the image's build argument, /health/simple/) on 127.0.0.1 and the port of WEB_BIND (8000).
+Under socket activation the servers listen there too, next to the socket systemd passes, so
+the same check works.
 
 Celery worker: a ping sent through the broker to the worker's own node (the --hostname it
 was started with) must come back, the way a task reaches it: a worker that lost its broker
@@ -14,7 +15,8 @@ unreachable broker or one refusing writes (out of memory under noeviction) fails
 
 Other roles (one-shots) are healthy while PID 1 runs, which podman already knows.
 
-The Celery checks load the app's settings from the working directory (the image's /app)
+The Celery checks load the Celery app SENEX_CELERY_APP names (as `celery --app` takes it,
+default senextrader) with the app's settings from the working directory (the image's /app)
 and finish within DEADLINE_SECONDS, below the image's HEALTHCHECK --timeout.
 `--pid PID` checks another process than PID 1, the one it would be in a container.
 """
@@ -89,7 +91,8 @@ def worker_node(args: list[str]) -> str:
 
 def default_url() -> str:
     port = os.environ.get("WEB_BIND", "0.0.0.0:8000").rpartition(":")[2] or "8000"
-    return f"http://127.0.0.1:{port}/health/simple/"
+    path = os.environ.get("HEALTH_PATH") or "/health/simple/"
+    return f"http://127.0.0.1:{port}/{path.lstrip('/')}"
 
 
 def host_header() -> dict[str, str]:
@@ -124,9 +127,9 @@ def _deadline_passed(signum: int, frame: object) -> None:
 def celery_app() -> "Celery":
     # The image runs the check in /app; the script itself lives elsewhere on PATH.
     sys.path.insert(0, os.getcwd())
-    from senextrader.celery import app
+    from celery.app.utils import find_app
 
-    return app
+    return find_app(os.environ.get("SENEX_CELERY_APP") or "senextrader")
 
 
 def check_worker(node: str) -> int:

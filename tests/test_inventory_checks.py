@@ -254,7 +254,7 @@ def test_good_input_passes_the_checks(tmp_path: Path, override: dict) -> None:
     assert_not_shown(result.stdout + result.stderr, group_vars["senex_secrets_secret_key"])
 
 
-@pytest.mark.parametrize("scenario", ["default", "operations"])
+@pytest.mark.parametrize("scenario", ["default", "operations", "contract"])
 def test_sandbox_and_molecule_inventories_pass_the_checks(tmp_path: Path, scenario: str) -> None:
     # The names Molecule's scenarios and the sandbox set must all be known.
     host_vars = yaml.safe_load(
@@ -312,13 +312,8 @@ def podman_env_file(text: str) -> dict[str, str]:
     return env
 
 
-def test_env_file_carries_a_dollar_key_literally(tmp_path: Path) -> None:
-    # The role's template, rendered by Ansible into tmp_path only, then read as Podman reads it.
-    values = {
-        **good_vars(),
-        "senex_secrets_secret_key": "$HOME" + secrets.token_urlsafe(50) + " \\$x #'\"=",
-        "senex_secrets_extra_env": {"FEATURE": "$PATH"},
-    }
+def render_env_file(tmp_path: Path, values: dict) -> dict[str, str]:
+    """The role's template, rendered by Ansible into tmp_path only, then read as Podman reads it."""
     playbook = tmp_path / "render.yml"
     playbook.write_text(
         yaml.safe_dump(
@@ -364,6 +359,51 @@ def test_env_file_carries_a_dollar_key_literally(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    read = podman_env_file((tmp_path / "senex.env").read_text())
+    return podman_env_file((tmp_path / "senex.env").read_text())
+
+
+def test_env_file_carries_a_dollar_key_literally(tmp_path: Path) -> None:
+    values = {
+        **good_vars(),
+        "senex_secrets_secret_key": "$HOME" + secrets.token_urlsafe(50) + " \\$x #'\"=",
+        "senex_secrets_extra_env": {"FEATURE": "$PATH"},
+    }
+
+    read = render_env_file(tmp_path, values)
+
     assert read["SECRET_KEY"] == values["senex_secrets_secret_key"]
     assert read["FEATURE"] == "$PATH"
+
+
+def test_env_file_delivers_the_database_password_as_a_file_by_default(tmp_path: Path) -> None:
+    values = good_vars()
+
+    read = render_env_file(tmp_path, values)
+
+    assert read["DB_PASSWORD_FILE"] == "/run/secrets/senex-db-password"  # noqa: S105 (a path)
+    assert "DB_PASSWORD" not in read
+    assert read["SECRET_KEY"] == values["senex_secrets_secret_key"]
+    assert read["FIELD_ENCRYPTION_KEY"] == values["senex_secrets_field_encryption_key"]
+    assert read["ENVIRONMENT"] == "production"
+    assert "DJANGO_SETTINGS_MODULE" not in read
+
+
+def test_env_file_delivers_each_secret_as_the_inventory_chooses(tmp_path: Path) -> None:
+    values = {
+        **good_vars(),
+        "senex_secrets_db_password_delivery": "env",
+        "senex_secrets_secret_key_delivery": "file",
+        "senex_secrets_field_encryption_key_delivery": "file",
+        "senex_secrets_environment": "staging",
+        "senex_secrets_settings_module": "project.settings.staging",
+    }
+
+    read = render_env_file(tmp_path, values)
+
+    assert read["DB_PASSWORD"] == values["senex_secrets_db_password"]
+    assert "DB_PASSWORD_FILE" not in read
+    assert read["SECRET_KEY_FILE"] == "/run/secrets/senex-secret-key"  # noqa: S105 (a path)
+    assert read["FIELD_ENCRYPTION_KEY_FILE"] == "/run/secrets/senex-field-encryption-key"
+    assert {"SECRET_KEY", "FIELD_ENCRYPTION_KEY"}.isdisjoint(read)
+    assert read["ENVIRONMENT"] == "staging"
+    assert read["DJANGO_SETTINGS_MODULE"] == "project.settings.staging"
