@@ -27,7 +27,7 @@ def main() -> None:
         ) as websocket:
             websocket.send(message)
             answer = websocket.recv(timeout=timeout)
-            status = websocket.response.status
+            status = websocket.response.status_code
     except InvalidStatus as error:
         sys.exit(f"handshake refused: {error}")
     if answer != message:
