@@ -2,6 +2,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
@@ -78,3 +79,30 @@ def test_a_missing_key_fails_loudly_instead_of_returning_ciphertext(
         pytest.raises(DecryptionError, match=r"BrokerAccount\.client_secret.*FIELD_ENCRYPTION_KEY"),
     ):
         BrokerAccount.objects.get(pk=account.pk)
+
+
+def test_reencrypt_fields_moves_old_rows_to_the_first_key_and_then_changes_nothing(
+    account: BrokerAccount, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old_key = settings.FIELD_ENCRYPTION_KEY[0]
+    new_key = Fernet.generate_key().decode()
+
+    with override_settings(FIELD_ENCRYPTION_KEY=[new_key, old_key]):
+        call_command("reencrypt_fields", "--check")
+        checked = capsys.readouterr().out
+        after_check = _stored(account)[0]
+        call_command("reencrypt_fields")
+        moved = capsys.readouterr().out
+        call_command("reencrypt_fields")
+        again = capsys.readouterr().out
+
+    assert (
+        checked.strip()
+        == "1 of 1 broker accounts are under an older key; nothing changed (--check)."
+    )
+    assert Fernet(old_key).decrypt(after_check.encode()).decode() == SECRET
+    assert Fernet(new_key).decrypt(_stored(account)[0].encode()).decode() == SECRET
+    assert moved.strip() == (
+        "Re-encrypted 1 of 1 broker accounts with the current key; 0 still under an older key."
+    )
+    assert again.strip() == "0 of 1 broker accounts are under an older key."

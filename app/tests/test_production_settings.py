@@ -89,6 +89,37 @@ def test_secrets_arrive_byte_exact(tmp_path, through_file: bool) -> None:
     assert json.loads(result.stdout.splitlines()[-1]) == [secret_key, db_password]
 
 
+def test_a_rotated_secret_key_still_accepts_what_its_predecessors_signed() -> None:
+    # The fallbacks travel as a JSON list, so a key with a comma, quotes or non-ASCII survives.
+    older = [
+        '$old,key "quoted" \u00e9t\u00e9 ' + secrets.token_urlsafe(40),
+        secrets.token_urlsafe(50),
+    ]
+    env = production_env(SECRET_KEY_FALLBACKS=json.dumps(older))
+    show = (
+        "import json; from django.conf import settings; from django.core import signing; "
+        "signed = [signing.dumps('kept', key=key) for key in settings.SECRET_KEY_FALLBACKS]; "
+        "forged = signing.dumps('forged', key='not-a-key-the-site-ever-had-' * 2); "
+        "valid = [signing.loads(token) for token in signed]; "
+        "rejected = False\n"
+        "try:\n    signing.loads(forged)\n"
+        "except signing.BadSignature:\n    rejected = True\n"
+        "print(json.dumps([settings.SECRET_KEY_FALLBACKS, valid, rejected]))"
+    )
+
+    result = run_manage("shell", "--command", show, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [older, ["kept", "kept"], True]
+
+
+def test_production_refuses_fallbacks_that_are_not_a_list_of_keys() -> None:
+    result = run_manage("check", env=production_env(SECRET_KEY_FALLBACKS='"one-key"'))
+
+    assert result.returncode != 0
+    assert "SECRET_KEY_FALLBACKS must be a JSON list of strings" in result.stderr
+
+
 def test_check_deploy_is_clean() -> None:
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
 

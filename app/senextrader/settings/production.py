@@ -5,10 +5,21 @@ required at import, so `collectstatic` runs at image build time with dummy value
 neither database nor Redis.
 """
 
+import json
+
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import env
 
 SECRET_KEY = env.secret("SECRET_KEY")
+# Earlier keys, newest first, as a JSON list of strings (a key may hold a comma): signatures
+# they made (sessions, password reset links) stay valid while a new SECRET_KEY takes over.
+SECRET_KEY_FALLBACKS = json.loads(env.secret("SECRET_KEY_FALLBACKS", default="[]"))
+if not isinstance(SECRET_KEY_FALLBACKS, list) or not all(
+    isinstance(key, str) for key in SECRET_KEY_FALLBACKS
+):
+    raise ImproperlyConfigured("SECRET_KEY_FALLBACKS must be a JSON list of strings")
 # Fernet keys, comma-separated: the first encrypts, all decrypt (so a key can be rotated).
 FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY")
 
