@@ -21,6 +21,7 @@ ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 SANDBOX_VAULT_PASSWORD = ROOT / "inventories/sandbox/SANDBOX-ONLY-vault-password"
 SECRETS_TEMPLATE = ROOT / "roles/senex_secrets/templates/senex.env.j2"
 SECRETS_DEFAULTS = ROOT / "roles/senex_secrets/defaults/main.yml"
+SECRETS_VARS = ROOT / "roles/senex_secrets/vars/main.yml"
 HOST = "checkhost"
 
 # The failing pre_task of each check, as ansible-playbook names it.
@@ -321,7 +322,17 @@ def render_env_file(tmp_path: Path, values: dict) -> dict[str, str]:
                 {
                     "hosts": "localhost",
                     "gather_facts": False,
-                    "vars": {**yaml.safe_load(SECRETS_DEFAULTS.read_text()), **values},
+                    "vars": {
+                        **yaml.safe_load(SECRETS_DEFAULTS.read_text()),
+                        **yaml.safe_load(SECRETS_VARS.read_text()),
+                        # What previous.yml finds on a host deployed before: one earlier key each.
+                        "__senex_secrets_secret_key_fallbacks": ["earlier-key"],
+                        "__senex_secrets_field_encryption_keys": [
+                            values["senex_secrets_field_encryption_key"],
+                            "earlier-field-key",
+                        ],
+                        **values,
+                    },
                     "tasks": [
                         {
                             "ansible.builtin.copy": {
@@ -383,7 +394,8 @@ def test_env_file_delivers_the_database_password_as_a_file_by_default(tmp_path: 
     assert read["DB_PASSWORD_FILE"] == "/run/secrets/senex-db-password"  # noqa: S105 (a path)
     assert "DB_PASSWORD" not in read
     assert read["SECRET_KEY"] == values["senex_secrets_secret_key"]
-    assert read["FIELD_ENCRYPTION_KEY"] == values["senex_secrets_field_encryption_key"]
+    assert read["SECRET_KEY_FALLBACKS"] == '["earlier-key"]'
+    assert read["FIELD_ENCRYPTION_KEY"] == values["senex_secrets_field_encryption_key"] + ",earlier-field-key"
     assert read["ENVIRONMENT"] == "production"
     assert "DJANGO_SETTINGS_MODULE" not in read
 
@@ -403,7 +415,8 @@ def test_env_file_delivers_each_secret_as_the_inventory_chooses(tmp_path: Path) 
     assert read["DB_PASSWORD"] == values["senex_secrets_db_password"]
     assert "DB_PASSWORD_FILE" not in read
     assert read["SECRET_KEY_FILE"] == "/run/secrets/senex-secret-key"  # noqa: S105 (a path)
+    assert read["SECRET_KEY_FALLBACKS_FILE"] == "/run/secrets/senex-secret-key-fallbacks"
     assert read["FIELD_ENCRYPTION_KEY_FILE"] == "/run/secrets/senex-field-encryption-key"
-    assert {"SECRET_KEY", "FIELD_ENCRYPTION_KEY"}.isdisjoint(read)
+    assert {"SECRET_KEY", "SECRET_KEY_FALLBACKS", "FIELD_ENCRYPTION_KEY"}.isdisjoint(read)
     assert read["ENVIRONMENT"] == "staging"
     assert read["DJANGO_SETTINGS_MODULE"] == "project.settings.staging"
