@@ -6,6 +6,7 @@ gathered, become is off, the host's Python does not exist (a module that ran wou
 once) and every run is --check. The good inventories stop after the checks (--tags).
 """
 
+import json
 import os
 import secrets
 import subprocess
@@ -394,8 +395,9 @@ def test_env_file_delivers_the_database_password_as_a_file_by_default(tmp_path: 
     assert read["DB_PASSWORD_FILE"] == "/run/secrets/senex-db-password"  # noqa: S105 (a path)
     assert "DB_PASSWORD" not in read
     assert read["SECRET_KEY"] == values["senex_secrets_secret_key"]
-    assert read["SECRET_KEY_FALLBACKS"] == '["earlier-key"]'
-    assert read["FIELD_ENCRYPTION_KEY"] == values["senex_secrets_field_encryption_key"] + ",earlier-field-key"
+    assert json.loads(read["SECRET_KEY_FALLBACKS"]) == ["earlier-key"]
+    field_keys = read["FIELD_ENCRYPTION_KEY"].split(",")
+    assert field_keys == [values["senex_secrets_field_encryption_key"], "earlier-field-key"]
     assert read["ENVIRONMENT"] == "production"
     assert "DJANGO_SETTINGS_MODULE" not in read
 
@@ -415,7 +417,7 @@ def test_env_file_delivers_each_secret_as_the_inventory_chooses(tmp_path: Path) 
     assert read["DB_PASSWORD"] == values["senex_secrets_db_password"]
     assert "DB_PASSWORD_FILE" not in read
     assert read["SECRET_KEY_FILE"] == "/run/secrets/senex-secret-key"  # noqa: S105 (a path)
-    assert read["SECRET_KEY_FALLBACKS_FILE"] == "/run/secrets/senex-secret-key-fallbacks"
+    assert read["SECRET_KEY_FALLBACKS_FILE"] == "/run/secrets/senex-secret-key-fallbacks"  # noqa: S105
     assert read["FIELD_ENCRYPTION_KEY_FILE"] == "/run/secrets/senex-field-encryption-key"
     assert {"SECRET_KEY", "SECRET_KEY_FALLBACKS", "FIELD_ENCRYPTION_KEY"}.isdisjoint(read)
     assert read["ENVIRONMENT"] == "staging"
