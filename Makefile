@@ -48,7 +48,7 @@ test-python: venv ## Run pytest: the app against real PostgreSQL/Redis, the imag
 	$(BIN)/pytest
 
 # Scenarios in lanes that run side by side (scripts/molecule-lanes); every scenario once.
-MOLECULE_LANES ?= "default quadlet" "operations contract"
+MOLECULE_LANES ?= "default quadlet contract" "operations"
 
 molecule: venv ## Run every Molecule scenario against fresh test hosts, two lanes at a time.
 	PATH="$(abspath $(BIN)):$$PATH" scripts/molecule-lanes $(MOLECULE_LANES)
