@@ -1,4 +1,5 @@
-"""Fixtures: one test host (img1) with a rootless build of the production image."""
+"""Fixtures: one test host (img1) with a rootless build of the production image and of the
+development image, shared by the image tests and the Compose tests."""
 
 import os
 import sys
@@ -17,6 +18,7 @@ SSH_PORT = int(os.environ.get("SENEX_IMAGE_TEST_SSH_PORT", "2211"))
 # Published on the test host's loopback, which it shares with this machine.
 WEB_PORT = int(os.environ.get("SENEX_IMAGE_TEST_WEB_PORT", "18011"))
 IMAGE = "localhost/senex-trader:test"
+DEV_IMAGE = "localhost/senex-trader:dev"
 CODE_CHANGE_IMAGE = "localhost/senex-trader:code-change"
 DEPENDENCIES_IMAGE = "localhost/senex-trader:dependencies-stage"
 # The production settings' required variables: placeholders, only for these containers.
@@ -54,3 +56,11 @@ def build_output(host: ImageHost) -> str:
     """Builds the image once for the session; returns podman build's output."""
     host.upload_context()
     return host.build(IMAGE, VERSION="1.2.3", REVISION="abc1234", CREATED="2026-11-23").output
+
+
+@pytest.fixture(scope="session")
+def dev_image(host: ImageHost, build_output: str) -> str:
+    """Builds the development image once for the session (after the build context is on the
+    host); returns its name."""
+    host.build(DEV_IMAGE, dockerfile="docker/Dockerfile.dev", BUILD_PACKAGES="")
+    return DEV_IMAGE

@@ -356,9 +356,7 @@ def test_beat_keeps_its_schedule_in_run_senex_on_a_read_only_root(
     assert state.stdout.strip() != "137", host.podman("logs beat").output
 
 
-def test_development_image_serves_the_mounted_code(host: ImageHost) -> None:
-    dev_image = "localhost/senex-trader:dev"
-    host.build(dev_image, dockerfile="docker/Dockerfile.dev", BUILD_PACKAGES="")
+def test_development_image_serves_the_mounted_code(host: ImageHost, dev_image: str) -> None:
     mount = f"-v {CONTEXT}/app:/app:ro"
     check = host.podman(f"run --rm {mount} {dev_image} manage check")
     assert check.returncode == 0, check.output

@@ -1,8 +1,9 @@
-"""A test host that runs the Compose stack rootless with podman-compose.
+"""The Compose stack, run rootless with podman-compose on the image tests' host.
 
-Builds on the image tests' host (`molecule/testhost/imagehost.py`): the same unprivileged
-`builder` user with linger, the stand-in images loaded into its storage, the build context
-copied over SSH. Adds podman-compose (Debian 13 packages it) and the Compose files.
+One host serves both: the same unprivileged `builder` user with linger, the stand-in images
+in its storage, and the images the image tests built (the Compose files name them in `.env`,
+so `up` builds nothing). Adds podman-compose (Debian 13 packages it) and a project directory
+of its own with the app, the Compose files and `.env`.
 """
 
 import json
@@ -14,25 +15,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "molecule" / "testhost"))
 
-from imagehost import BASE_IMAGE, BUILDER, CONTEXT, ROOT, ImageHost, Result
+from imagehost import BASE_IMAGE, BUILDER, ROOT, ImageHost, Result
 
 PROJECT = "senex"
-IMAGE = "localhost/senex-trader:compose"
-DEV_IMAGE = "localhost/senex-trader:compose-dev"
+# The project's checkout on the host, apart from the image tests' build context.
+PROJECT_DIR = f"/home/{BUILDER}/compose"
 # A bound on one podman-compose command; `up -d` returns once every container is started.
 COMPOSE_TIMEOUT = 600
 VOLUMES = {f"{PROJECT}_postgres_data", f"{PROJECT}_redis_data", f"{PROJECT}_media"}
 
 
-def dotenv_values(web_port: int, postgres_port: int, redis_port: int) -> dict[str, str]:
+def dotenv_values(
+    web_port: int, postgres_port: int, redis_port: int, image: str, dev_image: str
+) -> dict[str, str]:
     """The `.env` a developer would write, pointing at the stand-ins; placeholders only."""
     return {
         "POSTGRES_IMAGE": "localhost/senex-standin-postgres:17",
         "REDIS_IMAGE": "localhost/senex-standin-redis:8",
         "BASE_IMAGE": BASE_IMAGE,
         "BUILD_PACKAGES": "",
-        "SENEX_IMAGE": IMAGE,
-        "SENEX_DEV_IMAGE": DEV_IMAGE,
+        "SENEX_IMAGE": image,
+        "SENEX_DEV_IMAGE": dev_image,
         "WEB_PORT": str(web_port),
         "POSTGRES_PORT": str(postgres_port),
         "REDIS_PORT": str(redis_port),
@@ -57,8 +60,14 @@ def dotenv(values: dict[str, str]) -> str:
 
 
 class ComposeHost(ImageHost):
-    def prepare(self) -> None:
-        super().prepare()
+    @classmethod
+    def of(cls, host: ImageHost) -> "ComposeHost":
+        """The same booted and prepared host, with the Compose methods."""
+        compose = cls(host.name, host.ssh_port)
+        compose.identity_file = host.identity_file
+        return compose
+
+    def prepare_compose(self) -> None:
         self.check(
             "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
             " podman-compose >/dev/null"
@@ -67,16 +76,16 @@ class ComposeHost(ImageHost):
         self.load_standin("redis")
 
     def upload_project(self, env: str) -> None:
-        """The build context, the Compose files and `.env`, as a checkout would have them."""
-        self.upload_context()
+        """The app, docker/, the Compose files and `.env`, as a checkout would have them."""
+        self.upload_context(PROJECT_DIR)
         for path in sorted(ROOT.glob("docker-compose*.yml")):
-            self.check(f"cat > {CONTEXT}/{path.name}", user=BUILDER, stdin=path.read_bytes())
-        self.check(f"umask 077 && cat > {CONTEXT}/.env", user=BUILDER, stdin=env.encode())
+            self.check(f"cat > {PROJECT_DIR}/{path.name}", user=BUILDER, stdin=path.read_bytes())
+        self.check(f"umask 077 && cat > {PROJECT_DIR}/.env", user=BUILDER, stdin=env.encode())
 
     def compose(self, override: str, args: str) -> Result:
         # podman-compose 1.3 waits without end for a dependency that never becomes healthy.
         return self.ssh(
-            f"cd {CONTEXT} && timeout {COMPOSE_TIMEOUT}"
+            f"cd {PROJECT_DIR} && timeout {COMPOSE_TIMEOUT}"
             f" podman-compose -f docker-compose.yml -f {override} {args}",
             user=BUILDER,
         )

@@ -1,58 +1,35 @@
 """`podman-compose up` with the development and the production override, rootless in a real
-test host with the stand-in images: every service healthy, the app answers through the
-published port, `down` keeps the named volumes."""
+test host (the image tests' own, with the images they built) and the stand-in images: every
+service healthy, the app answers through the published port, `down` keeps the named volumes."""
 
 import json
 import os
 import shlex
 import time
-from collections.abc import Iterator
 
 import pytest
 import yaml
-from composehost import (
-    DEV_IMAGE,
-    IMAGE,
-    VOLUMES,
-    ComposeHost,
-    dotenv,
-    dotenv_values,
-    http_get,
-)
-from imagehost import BUILDER, ROOT, TESTHOST
+from composehost import VOLUMES, ComposeHost, dotenv, dotenv_values, http_get
+from conftest import DEV_IMAGE, IMAGE
+from imagehost import BUILDER, ROOT, ImageHost
 
-HOST_NAME = os.environ.get("SENEX_COMPOSE_TEST_HOST", "cmp1")
-SSH_PORT = int(os.environ.get("SENEX_COMPOSE_TEST_SSH_PORT", "2251"))
-# Published on the test host's loopback, which it shares with this machine.
+# Published on the test host's loopback, which it shares with this machine; apart from the
+# image tests' port.
 WEB_PORT = int(os.environ.get("SENEX_COMPOSE_TEST_WEB_PORT", "18051"))
 POSTGRES_PORT = WEB_PORT + 1
 REDIS_PORT = WEB_PORT + 2
-DOTENV_VALUES = dotenv_values(WEB_PORT, POSTGRES_PORT, REDIS_PORT)
+DOTENV_VALUES = dotenv_values(WEB_PORT, POSTGRES_PORT, REDIS_PORT, IMAGE, DEV_IMAGE)
 LONG_RUNNING = {"postgres", "redis", "web", "celery_worker", "celery_beat"}
 # A bound, not a timing claim: beat's health needs a heartbeat, one beat interval after start.
 HEALTHY_WITHIN = 420
 
 
 @pytest.fixture(scope="module")
-def host() -> Iterator[ComposeHost]:
-    if os.geteuid() != 0:
-        pytest.fail("the Compose tests boot a test host with systemd-nspawn: run them as root")
-    if not TESTHOST.exists():
-        pytest.fail(f"{TESTHOST} is missing: the Compose tests need the test-host tooling")
-    compose_host = ComposeHost(HOST_NAME, SSH_PORT)
-    compose_host.create()
-    try:
-        compose_host.prepare()
-        compose_host.upload_project(dotenv(DOTENV_VALUES))
-        # Built ahead with the CA bundle as a build secret (pip goes through this network's
-        # proxy); `up` then finds the images by the names in .env and builds nothing.
-        compose_host.build(IMAGE, BUILD_PACKAGES="")
-        compose_host.build(DEV_IMAGE, dockerfile="docker/Dockerfile.dev", BUILD_PACKAGES="")
-        yield compose_host
-    finally:
-        # Kept on request, to look around after a failure; `testhost.py destroy` removes it.
-        if os.environ.get("SENEX_COMPOSE_TEST_KEEP_HOST") != "1":
-            compose_host.destroy()
+def compose_host(host: ImageHost, build_output: str, dev_image: str) -> ComposeHost:
+    compose = ComposeHost.of(host)
+    compose.prepare_compose()
+    compose.upload_project(dotenv(DOTENV_VALUES))
+    return compose
 
 
 def wait_until_settled(host: ComposeHost, expected: set[str]) -> dict[str, dict]:
@@ -88,8 +65,9 @@ def describe(host: ComposeHost, override: str) -> str:
 
 @pytest.mark.parametrize("override", ["docker-compose.dev.yml", "docker-compose.prod.yml"])
 def test_stack_comes_up_healthy_and_down_keeps_the_volumes(
-    host: ComposeHost, override: str
+    compose_host: ComposeHost, override: str
 ) -> None:
+    host = compose_host
     up = host.compose(override, "up -d")
     assert up.returncode == 0, up.output
     try:
