@@ -47,10 +47,11 @@ lint: venv ## Run ruff, shellcheck, yamllint and ansible-lint.
 test-python: venv ## Run pytest: the app against real PostgreSQL/Redis, the image in a test host, repo checks.
 	$(BIN)/pytest
 
-# Scenarios in lanes that run side by side (scripts/molecule-lanes); every scenario once.
+# Scenarios in lanes that run side by side (scripts/molecule-lanes); every scenario once. The
+# lanes are balanced by what each scenario cost in the last full run.
 MOLECULE_LANES ?= "default quadlet contract" "operations"
 
-molecule: venv ## Run every Molecule scenario against fresh test hosts, two lanes at a time.
+molecule: venv ## Run every Molecule scenario against fresh test hosts, in lanes side by side.
 	PATH="$(abspath $(BIN)):$$PATH" scripts/molecule-lanes $(MOLECULE_LANES)
 
 test: deps venv lint ## Run every test (needs root: test hosts boot with systemd-nspawn).
