@@ -4,9 +4,14 @@ Used by the entrypoint's `gunicorn` route. Uvicorn workers serve HTTP and WebSoc
 Gunicorn adds worker supervision and recycling on top.
 """
 
+import asyncio
 import os
+import sys
 
+from gunicorn.arbiter import Arbiter
 from gunicorn.sock import TCPSocket
+from uvicorn.server import Server
+from uvicorn_worker import UvicornWorker
 
 
 def _int(name: str, default: int) -> int:
@@ -25,7 +30,51 @@ def _cores() -> int:
 
 # A systemd socket (LISTEN_FDS, LISTEN_PID = this process) takes precedence over bind.
 bind = [os.environ.get("WEB_BIND", "0.0.0.0:8000")]
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "uvicorn_worker.UvicornWorker")
+# Seconds a stopping worker waits for the connections it accepted but has no request from
+# yet (DrainingUvicornWorker below).
+DRAIN_SECONDS = 2.0
+
+
+class DrainingServer(Server):
+    """A uvicorn server whose stop answers the connections it has just accepted.
+
+    uvicorn's shutdown stops accepting and then closes every connection without a request in
+    progress. A connection accepted a moment before, whose request had not been read yet, was
+    closed with that request unread: the client got a reset (seen in upgrades under load, and
+    on every worker recycle). Here the connections without a first request get up to
+    DRAIN_SECONDS to send one, which is then answered; kept-alive idle ones close as before.
+    """
+
+    async def shutdown(self, sockets: list | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_SECONDS
+        # An HTTP connection's cycle is None until its first request's headers arrived;
+        # WebSocket connections have none.
+        while loop.time() < deadline and any(
+            getattr(connection, "cycle", True) is None
+            for connection in self.server_state.connections
+        ):
+            await asyncio.sleep(0.02)
+        await super().shutdown()
+
+
+class DrainingUvicornWorker(UvicornWorker):
+    """uvicorn_worker's worker, serving through DrainingServer."""
+
+    async def _serve(self) -> None:
+        self.config.app = self.wsgi
+        server = DrainingServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or DrainingUvicornWorker
 # Async workers each use one core fully; measured here, one worker per core beat more.
 workers = _int("GUNICORN_WORKERS", _cores())
 timeout = _int("GUNICORN_TIMEOUT", 30)
@@ -35,9 +84,10 @@ graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 15)
 # Longer than a reverse proxy's usual 60 s idle timeout, so the proxy closes idle
 # connections first and never reuses one Gunicorn is closing.
 keepalive = _int("GUNICORN_KEEPALIVE", 65)
-# Off by default: a uvicorn worker that retires after max_requests resets the connections it
-# has accepted but not yet answered (measured: a few per recycle under load, each one a 502
-# behind a proxy). Set it to bound a slow leak; the jitter keeps workers from retiring together.
+# Off by default: uvicorn's own worker, retiring after max_requests, reset the connections it
+# had accepted but not yet answered (measured: a few per recycle under load, each one a 502
+# behind a proxy); DrainingUvicornWorker below answers them, not yet measured under recycling.
+# Set it to bound a slow leak; the jitter keeps workers from retiring together.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 100)
 limit_request_line = _int("GUNICORN_LIMIT_REQUEST_LINE", 4094)
