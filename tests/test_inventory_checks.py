@@ -30,6 +30,16 @@ NAMES_TASK = "Check that every senex_ variable is one a role or a play reads"
 SPEC_TASK = "Check every role's variables before changing anything"
 ADDRESS_TASK = "Check that the plain-HTTP web port stays on loopback unless a reason is given"
 SECRETS_TASK = "senex_secrets : Stop when a secret or a setting of the env file is unusable"
+POOLS_TASK = (
+    "senex_stack : Check that the database pools of every host fit PostgreSQL's max_connections"
+)
+# The checks' own tasks that come from a role.
+CHECK_TASKS = (
+    "senex_secrets : Find",
+    SECRETS_TASK,
+    "senex_stack : Count the app processes of this host that connect to the database",
+    POOLS_TASK,
+)
 
 
 def good_vars() -> dict:
@@ -94,7 +104,7 @@ def role_tasks_run(output: str) -> list[str]:
         for line in output.splitlines()
         if line.startswith("TASK [senex_")
         and "Validating arguments against arg spec" not in line
-        and not line.startswith(("TASK [senex_secrets : Find", f"TASK [{SECRETS_TASK}]"))
+        and not line.startswith(tuple(f"TASK [{task}" for task in CHECK_TASKS))
     ]
 
 
@@ -186,6 +196,19 @@ BAD_INPUTS = {
         SPEC_TASK,
         "senex_stack_web_port",
     ),
+    "database pools beyond max_connections": (
+        # 24 per process for web, two worker processes, beat and migrate (no facts here: one
+        # web process) is 120, above the 95 that PostgreSQL's 100 leave the app.
+        {"senex_stack_db_pool_size": 24},
+        POOLS_TASK,
+        "The app's processes may hold 120 database connections, 24 (senex_stack_db_pool_size)"
+        " for each of 5 processes (checkhost: ",
+    ),
+    "database pools beyond a lowered max_connections": (
+        {"senex_stack_db_max_connections": 20},
+        POOLS_TASK,
+        "but PostgreSQL admits 20 (senex_stack_db_max_connections), 5 of them kept",
+    ),
     "web port on every interface": (
         {"senex_stack_web_address": "0.0.0.0"},  # noqa: S104 (the refused input)
         ADDRESS_TASK,
@@ -239,6 +262,11 @@ GOOD_INPUTS = {
     },
     "loopback other than 127.0.0.1": {"senex_stack_web_address": "127.0.0.2"},
     "play-level names": {"senex_user": "trader", "senex_domain": "trader.example.com"},
+    "no database pool": {"senex_stack_db_pool_size": 0},
+    "database pools within a raised max_connections": {
+        "senex_stack_db_pool_size": 24,
+        "senex_stack_db_max_connections": 125,
+    },
 }
 
 

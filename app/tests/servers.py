@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import redis
 
 STARTUP_TIMEOUT = 30.0
@@ -163,7 +163,7 @@ def postgres_server() -> Iterator[Postgres]:
         try:
 
             def connect() -> None:
-                psycopg2.connect(
+                psycopg.connect(
                     host=server.host,
                     port=server.port,
                     user=server.user,
@@ -191,9 +191,10 @@ class Redis:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[Redis]:
+def redis_server(port: int | None = None) -> Iterator[Redis]:
+    """A Redis of its own, on `port` (a restart of one that stopped) or a free one."""
     workdir = Path(tempfile.mkdtemp(prefix="senex-test-redis-"))
-    server = Redis(host="127.0.0.1", port=free_port(), password="senex-test")
+    server = Redis(host="127.0.0.1", port=port or free_port(), password="senex-test")
     # The configuration goes in on stdin, so the password is not in the process list.
     config = (
         f"bind {server.host}\nport {server.port}\nrequirepass {server.password}\n"

@@ -154,3 +154,18 @@ def test_health_fails_when_redis_stops(app_env: dict[str, str], tmp_path) -> Non
     # Refused connections fail at once; the bounds (socket and channel layer timeouts) are
     # for a Redis that hangs.
     assert took < 10, took
+
+
+def test_health_passes_at_once_after_redis_restarts(app_env: dict[str, str], tmp_path) -> None:
+    # The web server keeps its pooled Redis connections (cache and channel layer) across
+    # requests; after a restart of Redis, the first request must not fail on a dead one.
+    log = tmp_path / "daphne.log"
+    with daphne_on_own_redis(app_env, log) as (url, own_redis):
+        before = _get_health(url)
+        port = own_redis.connection_pool.connection_kwargs["port"]
+        own_redis.shutdown(nosave=True)
+        with redis_server(port=port):
+            after = [_get_health(url) for _ in range(3)]
+
+    assert before[0] == 200, before
+    assert [status for status, _ in after] == [200, 200, 200], after

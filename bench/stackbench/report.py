@@ -6,7 +6,7 @@ import subprocess
 from imagehost import ROOT
 
 from stackbench.stores import DATABASE
-from stackbench.web import ENDPOINTS, SERVERS
+from stackbench.web import ENDPOINTS, NO_POOL, SERVERS
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -35,6 +35,34 @@ def pair_rows(what: str, unit: str, results: dict) -> list[str]:
     for name, pair in results.items():
         b, c = pair["bare"], pair["container"]
         rows.append(f"{name:<24}{cell(b):>24}{cell(c):>26}{ratio(c['median'], b['median']):>16}")
+    return rows
+
+
+def pool_rows(w: dict) -> list[str]:
+    """The deployed server on its path with its database pool and with none, side by side."""
+    by_path = w["results"]["/trading/heartbeats/"].get(w.get("deployed", ""), {})
+    if NO_POOL not in by_path:
+        return []
+    simple = w["results"]["/health/simple/"][w["deployed"]][w["deployed_path"]]["rps"]["median"]
+    rows = [
+        "",
+        f"Database pool (DB_POOL_MAX_SIZE): {w['deployed_server']} via {w['deployed_path']},"
+        f" with its pool of {w['pool_size']} per process and with none",
+        f"{'endpoint':<21}{'pool':<8}{'req/s':>8} {'[min-max]':<13}{'p50 ms':>7}{'p99 ms':>7}"
+        f"{'vs no pool':>12}{'vs /health/simple/':>20}{'failed':>8}",
+    ]
+    for endpoint in ENDPOINTS:
+        cells = w["results"][endpoint][w["deployed"]]
+        off = cells[NO_POOL]["rps"]["median"]
+        for label, cell in (("on", cells[w["deployed_path"]]), ("off", cells[NO_POOL])):
+            rps = cell["rps"]
+            rows.append(
+                f"{endpoint:<21}{label:<8}{rps['median']:>8.0f}"
+                f" {f'[{rps["min"]:.0f}-{rps["max"]:.0f}]':<13}"
+                f"{cell['p50_ms']['median']:>7.0f}{cell['p99_ms']['median']:>7.0f}"
+                f"{ratio(rps['median'], off):>12}{ratio(rps['median'], simple):>20}"
+                f"{cell['failed']:>8.0f}"
+            )
     return rows
 
 
@@ -74,6 +102,7 @@ def table(r: dict) -> str:
                     f"{ratio(rps['median'], bare):>9}{ratio(rps['median'], daphne):>11}"
                     f"{cell['failed']:>8.0f}"
                 )
+    out.extend(pool_rows(w))
     p = r["postgres"]
     out.append("")
     out.append(

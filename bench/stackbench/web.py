@@ -14,6 +14,8 @@ WEB = unit_of_kind("web")
 # Each server's name in the table and its entrypoint route in the app image.
 SERVERS = {"daphne": ("Daphne", "daphne"), "gunicorn": ("Gunicorn+uvicorn", "gunicorn")}
 ENDPOINTS = ("/health/simple/", "/trading/heartbeats/")
+# The path of the deployed server's copy whose database pool is off.
+NO_POOL = "no pool"
 
 
 def start_bare_web(host: BenchHost, server: str, address: str) -> None:
@@ -39,14 +41,26 @@ def socket_unit(host: BenchHost) -> str:
     return result.stdout if result.returncode == 0 else ""
 
 
-def extra_web_unit(host: BenchHost, name: str, route: str, address: str, socket: str) -> None:
+def extra_web_unit(
+    host: BenchHost,
+    name: str,
+    route: str,
+    address: str,
+    socket: str,
+    environment: dict[str, str] | None = None,
+) -> None:
     """A copy of the deployed web unit running `route`, reached on `address`: through a
-    published port, or through a copy of the deployed socket unit when `socket` is given."""
+    published port, or through a copy of the deployed socket unit when `socket` is given;
+    `environment` replaces the values of the unit's own Environment= lines."""
     unit = host.root(f"cat {quadlet_dir()}/{WEB}.container")
+    environment = environment or {}
     lines = []
     for line in unit.splitlines():
         key, _, value = line.partition("=")
-        if key == "ContainerName":
+        variable = value.partition("=")[0]
+        if key == "Environment" and variable in environment:
+            line = f"Environment={variable}={environment[variable]}"
+        elif key == "ContainerName":
             line = f"ContainerName={name}"
         elif key == "Exec":
             line = f"Exec={route}"
@@ -107,14 +121,30 @@ def start_web_servers(host: BenchHost) -> dict:
                 socket if path == "socket" else "",
             )
             paths[server][path] = address
+    # The deployed server on its path once more, with its database pool off: what it gains.
+    pool = re.search(r"^Environment=DB_POOL_MAX_SIZE=(\d+)", unit, re.MULTILINE)
+    if pool:
+        number += 1
+        address = f"{NET}.{number}"
+        extra_web_unit(
+            host,
+            f"senex-bench-{deployed}-nopool",
+            deployed_route,
+            address,
+            socket,
+            {"DB_POOL_MAX_SIZE": "0"},
+        )
+        paths[deployed][NO_POOL] = address
     for by_path in paths.values():
         for address in by_path.values():
             wait_http(host, address)
     print(f"Web servers: {paths}", flush=True)
     return {
         "deployed_server": SERVERS[deployed][0],
+        "deployed": deployed,
         "deployed_path": deployed_path,
-        "paths": list(paths["daphne"]),
+        "pool_size": pool.group(1) if pool else None,
+        "paths": [path for path in paths["daphne"] if path != NO_POOL],
         "addresses": paths,
     }
 

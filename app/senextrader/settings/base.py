@@ -12,6 +12,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -105,8 +106,9 @@ DATABASES = {
         "PORT": env.int("DB_PORT", default=5432),
         # 0: under ASGI each request has its own connection, and kept ones are never reused;
         # they piled up until PostgreSQL refused clients (Django: disable them under ASGI).
+        # The pool below is how connections are reused; Django refuses both at once.
         "CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=0),
-        # A persistent connection may have died with a database restart: test it before use.
+        # A kept connection may have died with a database restart: test it before use.
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             "sslmode": env.str("DB_SSL_MODE", default="prefer"),
@@ -115,6 +117,20 @@ DATABASES = {
         },
     }
 }
+# Each process keeps a pool of connections (psycopg 3's, which Django opens): a request borrows
+# one and gives it back, instead of connecting and authenticating (SCRAM) every time.
+# DB_POOL_MAX_SIZE connections at most per process, so every process of the stack together
+# must fit PostgreSQL's max_connections; 0 turns the pool off (a connection per request).
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=4)
+if DB_POOL_MAX_SIZE > 0:
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        # Opened at the first query and kept; the others close after DB_POOL_MAX_IDLE s unused.
+        "min_size": min(env.int("DB_POOL_MIN_SIZE", default=1), DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        "max_idle": env.float("DB_POOL_MAX_IDLE", default=300.0),
+        # A request waits this long for a free connection, then fails (500) rather than hang.
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: cache, sessions, channel layer, and by default the Celery broker and results.
@@ -140,7 +156,15 @@ CHANNEL_LAYERS = {
             # channels_redis waits for messages with a blocking read of 5 s; redis-py 8 gives
             # every socket a 5 s read timeout by default, which tore idle WebSockets down.
             # Longer than the blocking read, but still bounded so a dead connection is noticed.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            # A pooled connection that Redis closed (a restart) fails its next command once:
+            # retried once on a new connection, so the first request after a restart passes.
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 15,
+                    "retry_on_error": [RedisConnectionError],
+                }
+            ],
             "capacity": 1500,
             "expiry": 60,
             "group_expiry": 300,
