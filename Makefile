@@ -49,7 +49,7 @@ test-python: venv ## Run pytest: the app against real PostgreSQL/Redis, the imag
 
 # Scenarios in lanes that run side by side (scripts/molecule-lanes); every scenario once. The
 # lanes are balanced by what each scenario cost in the last full run.
-MOLECULE_LANES ?= "default quadlet contract" "operations"
+MOLECULE_LANES ?= "default quadlet contract" "operations offsite"
 
 molecule: venv ## Run every Molecule scenario against fresh test hosts, in lanes side by side.
 	PATH="$(abspath $(BIN)):$$PATH" scripts/molecule-lanes $(MOLECULE_LANES)
