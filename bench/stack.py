@@ -13,6 +13,12 @@ measures inside it, on loopback only, every load bounded in requests and in time
 - PostgreSQL: pgbench TPS from a container on the stack's network to the Quadlet container,
   against pgbench on the host to the same PostgreSQL version installed bare from Debian;
 - Redis: redis-benchmark the same way;
+- Celery: a no-op task's round trip (p50/p99 of one at a time) and tasks/s of a batch, from the
+  web container through the stack's Redis to the deployed worker, against the same code bare
+  (a worker from the image's environment on the bare Redis);
+- WebSockets: logged-in connections held open to the deployed web server at once, the web
+  unit's memory per connection, and broadcasts through the channel layer timed from sending to
+  arrival on every connection;
 - memory: each service's resident memory once the stack is idle, and the stack's total;
 - deployment: image size, bare host to healthy stack, a no-op re-deploy and its changed count.
 
@@ -28,6 +34,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stackbench.broadcast import measure_broadcast
 from stackbench.host import (
     HOST_NAME,
     SSH_PORT,
@@ -43,6 +50,7 @@ from stackbench.host import (
     start_bare_services,
 )
 from stackbench.report import RESULTS, revision, write
+from stackbench.roundtrip import measure_roundtrip
 from stackbench.stores import measure_postgres, measure_redis, postgres_version
 from stackbench.web import measure_web, start_web_servers
 
@@ -55,6 +63,10 @@ def main() -> None:
     parser.add_argument("--time-limit", type=int, default=30, help="seconds per ab run")
     parser.add_argument("--pg-transactions", type=int, default=500, help="per pgbench client")
     parser.add_argument("--redis-requests", type=int, default=50000)
+    parser.add_argument("--celery-sequential", type=int, default=500, help="tasks one at a time")
+    parser.add_argument("--celery-batch", type=int, default=2000, help="tasks sent at once")
+    parser.add_argument("--ws-connections", type=int, default=1000)
+    parser.add_argument("--ws-broadcasts", type=int, default=10, help="one a second")
     parser.add_argument(
         "--reuse", action="store_true", help="keep an already deployed host (no deploy figures)"
     )
@@ -96,9 +108,13 @@ def main() -> None:
             "time_limit": args.time_limit,
             "rounds": args.rounds,
             **servers,
-            "results": measure_web(host, args, servers["addresses"]),
+            "results": measure_web(host, args, servers["addresses"], servers["cpu_stats"]),
         }
         report["machine"]["load_after_web"] = loadavg()
+        print("Measuring the Celery round trip", flush=True)
+        report["celery"] = measure_roundtrip(host, args)
+        print("Measuring WebSocket connections and broadcasts", flush=True)
+        report["websockets"] = measure_broadcast(host, args)
         print("Measuring PostgreSQL", flush=True)
         report["postgres"] = measure_postgres(host, args, bare)
         print("Measuring Redis", flush=True)

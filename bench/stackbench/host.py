@@ -128,15 +128,14 @@ def image_of(host: BenchHost, unit: str) -> str:
     return re.search(r"^Image=(.+)$", text, re.MULTILINE).group(1).strip()
 
 
-# Arguments: pairs of a unit and its cgroup directory.
-MEMORY_SCRIPT = r"""
-import json, os, sys
-out = {}
-for unit, group in zip(sys.argv[1::2], sys.argv[2::2]):
+# A cgroup's memory, as Python source that runs on the host (this one and the WebSocket client).
+MEMORY_FUNCTION = r"""
+import os
+
+def cgroup_memory(group):
     current = os.path.join(group, "memory.current")
     if os.path.exists(current):
-        out[unit] = {"bytes": int(open(current).read()), "source": "memory.current"}
-        continue
+        return int(open(current).read()), "memory.current"
     # No memory controller (nested cgroups without delegation): sum each process's PSS,
     # which shares the pages forked workers have in common instead of counting them twice.
     total = 0
@@ -149,9 +148,20 @@ for unit, group in zip(sys.argv[1::2], sys.argv[2::2]):
                             total += int(line.split()[1]) * 1024
                 except OSError:
                     pass
-    out[unit] = {"bytes": total, "source": "PSS of the cgroup's processes"}
+    return total, "PSS of the cgroup's processes"
+"""
+# Arguments: pairs of a unit and its cgroup directory.
+MEMORY_SCRIPT = (
+    MEMORY_FUNCTION
+    + r"""
+import json, sys
+out = {}
+for unit, group in zip(sys.argv[1::2], sys.argv[2::2]):
+    size, source = cgroup_memory(group)
+    out[unit] = {"bytes": size, "source": source}
 print(json.dumps(out))
 """
+)
 
 
 def idle_memory(host: BenchHost) -> dict:

@@ -25,17 +25,23 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
 
-def pair_rows(what: str, unit: str, results: dict) -> list[str]:
+def pair_rows(what: str, unit: str, results: dict, digits: int = 0) -> list[str]:
     """Rows of bare against container: median [min-max] and the ratio of the medians."""
 
     def cell(d: dict) -> str:
-        return f"{d['median']:.0f} [{d['min']:.0f}-{d['max']:.0f}]"
+        return f"{d['median']:.{digits}f} [{d['min']:.{digits}f}-{d['max']:.{digits}f}]"
 
     rows = [f"{what:<24}{'bare ' + unit:>24}{'container ' + unit:>26}{'container/bare':>16}"]
     for name, pair in results.items():
         b, c = pair["bare"], pair["container"]
         rows.append(f"{name:<24}{cell(b):>24}{cell(c):>26}{ratio(c['median'], b['median']):>16}")
     return rows
+
+
+def cpu_cell(cell: dict) -> str:
+    """The server's CPU seconds per 1,000 requests (median), from runs that measured it."""
+    cpu = cell.get("cpu_ms_per_1k")
+    return f"{cpu['median'] / 1000:.2f}" if cpu else "-"
 
 
 def pool_rows(w: dict) -> list[str]:
@@ -49,7 +55,7 @@ def pool_rows(w: dict) -> list[str]:
         f"Database pool (DB_POOL_MAX_SIZE): {w['deployed_server']} via {w['deployed_path']},"
         f" with its pool of {w['pool_size']} per process and with none",
         f"{'endpoint':<21}{'pool':<8}{'req/s':>8} {'[min-max]':<13}{'p50 ms':>7}{'p99 ms':>7}"
-        f"{'vs no pool':>12}{'vs /health/simple/':>20}{'failed':>8}",
+        f"{'vs no pool':>12}{'vs /health/simple/':>20}{'CPU s/1k':>10}{'failed':>8}",
     ]
     for endpoint in ENDPOINTS:
         cells = w["results"][endpoint][w["deployed"]]
@@ -61,9 +67,42 @@ def pool_rows(w: dict) -> list[str]:
                 f" {f'[{rps["min"]:.0f}-{rps["max"]:.0f}]':<13}"
                 f"{cell['p50_ms']['median']:>7.0f}{cell['p99_ms']['median']:>7.0f}"
                 f"{ratio(rps['median'], off):>12}{ratio(rps['median'], simple):>20}"
-                f"{cell['failed']:>8.0f}"
+                f"{cpu_cell(cell):>10}{cell['failed']:>8.0f}"
             )
     return rows
+
+
+def celery_rows(c: dict) -> list[str]:
+    """The Celery round trip, bare against container."""
+    header = (
+        f"Celery: core.tasks.ping, {c['sequential']} one at a time (round trip ms) and"
+        f" {c['batch']} at once (tasks/s), worker concurrency {c['concurrency']},"
+        f" {c['rounds']} rounds; container = web container -> stack Redis -> deployed"
+        " worker, bare = the same code on the host -> bare Redis -> bare worker"
+    )
+    figures = {
+        name: {path: c["results"][path][key] for path in ("bare", "container")}
+        for name, key in (
+            ("tasks/s", "tasks_per_s"),
+            ("round trip p50 ms", "p50_ms"),
+            ("round trip p99 ms", "p99_ms"),
+        )
+    }
+    return ["", header, *pair_rows("figure", "", figures, digits=1)]
+
+
+def websocket_rows(ws: dict, web: dict) -> list[str]:
+    """Connections held open to the deployed server, and the broadcasts' arrival."""
+    return [
+        "",
+        f"WebSockets to {web['deployed_server']} via {web['deployed_path']}:"
+        f" {ws['opened']} of {ws['connections']} open in {ws['open_seconds']:.1f} s"
+        f" ({ws['errors']} errors), {ws['memory_per_connection_kb']:.0f} KB of the web unit's"
+        f" memory per connection ({ws['memory_source']})",
+        f"  {ws['broadcasts']} broadcasts: {ws['delivered']} of {ws['expected']} delivered,"
+        f" sent to arrival p50 {ws['p50_ms']:.1f} ms, p99 {ws['p99_ms']:.1f} ms,"
+        f" max {ws['max_ms']:.1f} ms",
+    ]
 
 
 def table(r: dict) -> str:
@@ -82,11 +121,12 @@ def table(r: dict) -> str:
     out.append(
         f"Web: ApacheBench -n {w['requests']} -c {w['concurrency']} -t {w['time_limit']}"
         f" (no keep-alive), {w['rounds']} rounds; median [min-max]; stack web server:"
-        f" {w['deployed_server']} via {w['deployed_path']}"
+        f" {w['deployed_server']} via {w['deployed_path']}; CPU s/1k: the server's CPU seconds"
+        " (its cgroup, every core) per 1,000 requests"
     )
     out.append(
         f"{'endpoint':<21}{'server':<18}{'path':<11}{'req/s':>8} {'[min-max]':<13}"
-        f"{'p50 ms':>7}{'p99 ms':>7}{'vs bare':>9}{'vs Daphne':>11}{'failed':>8}"
+        f"{'p50 ms':>7}{'p99 ms':>7}{'vs bare':>9}{'vs Daphne':>11}{'CPU s/1k':>10}{'failed':>8}"
     )
     for endpoint in ENDPOINTS:
         for server in SERVERS:
@@ -100,7 +140,7 @@ def table(r: dict) -> str:
                     f" {f'[{rps["min"]:.0f}-{rps["max"]:.0f}]':<13}"
                     f"{cell['p50_ms']['median']:>7.0f}{cell['p99_ms']['median']:>7.0f}"
                     f"{ratio(rps['median'], bare):>9}{ratio(rps['median'], daphne):>11}"
-                    f"{cell['failed']:>8.0f}"
+                    f"{cpu_cell(cell):>10}{cell['failed']:>8.0f}"
                 )
     out.extend(pool_rows(w))
     p = r["postgres"]
@@ -118,6 +158,10 @@ def table(r: dict) -> str:
         f" {d['rounds']} rounds; same paths as PostgreSQL"
     )
     out.extend(pair_rows("command", "req/s", d["results"]))
+    if "celery" in r:
+        out.extend(celery_rows(r["celery"]))
+    if "websockets" in r:
+        out.extend(websocket_rows(r["websockets"], r["web"]))
     mem = r["memory"]
     out.append("")
     out.append(f"Memory, idle after start ({mem['source']})")

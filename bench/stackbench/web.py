@@ -101,15 +101,19 @@ def start_web_servers(host: BenchHost) -> dict:
     deployed = next(s for s, (_, route) in SERVERS.items() if route == deployed_route)
     deployed_path = "socket" if socket else "published"
     paths: dict = {}
+    # Each address's systemd unit, whose cgroup tells the server's CPU: (user unit?, name).
+    units: dict = {}
     number = 0
     for server, (_, route) in SERVERS.items():
         number += 1
         address = f"{NET}.{number}"
         start_bare_web(host, server, address)
         paths[server] = {"bare": address}
+        units[address] = (False, f"senex-bench-bare-{server}.service")
         for path in ("published", "socket") if socket else ("published",):
             if server == deployed and path == deployed_path:
                 paths[server][path] = "127.0.0.1"
+                units["127.0.0.1"] = (True, f"{WEB}.service")
                 continue
             number += 1
             address = f"{NET}.{number}"
@@ -121,6 +125,7 @@ def start_web_servers(host: BenchHost) -> dict:
                 socket if path == "socket" else "",
             )
             paths[server][path] = address
+            units[address] = (True, f"senex-bench-{server}-{path}.service")
     # The deployed server on its path once more, with its database pool off: what it gains.
     pool = re.search(r"^Environment=DB_POOL_MAX_SIZE=(\d+)", unit, re.MULTILINE)
     if pool:
@@ -135,6 +140,7 @@ def start_web_servers(host: BenchHost) -> dict:
             {"DB_POOL_MAX_SIZE": "0"},
         )
         paths[deployed][NO_POOL] = address
+        units[address] = (True, f"senex-bench-{deployed}-nopool.service")
     for by_path in paths.values():
         for address in by_path.values():
             wait_http(host, address)
@@ -146,7 +152,25 @@ def start_web_servers(host: BenchHost) -> dict:
         "pool_size": pool.group(1) if pool else None,
         "paths": [path for path in paths["daphne"] if path != NO_POOL],
         "addresses": paths,
+        "cpu_stats": {address: cpu_stat_file(host, *unit) for address, unit in units.items()},
     }
+
+
+def cpu_stat_file(host: BenchHost, user: bool, unit: str) -> str:
+    """The cpu.stat of a running unit's cgroup: the server's processes (a container's too,
+    which Quadlet runs in its service's cgroup), and nothing of the load generator."""
+    show = f"systemctl {'--user ' if user else ''}show --property=ControlGroup --value {unit}"
+    path = (host.user(show) if user else host.root(show)).strip()
+    if not path:
+        raise RuntimeError(f"{unit} has no cgroup: is it running?")
+    return f"/sys/fs/cgroup{path}/cpu.stat"
+
+
+def cpu_seconds(host: BenchHost, stat_file: str) -> float:
+    found = re.search(r"^usage_usec (\d+)", host.root(f"cat {stat_file}"), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no usage_usec in {stat_file}")
+    return int(found.group(1)) / 1e6
 
 
 def wait_http(host: BenchHost, address: str, seconds: int = 180) -> None:
@@ -190,8 +214,8 @@ def ab(host: BenchHost, url: str, requests: int, concurrency: int, limit: int) -
     return result
 
 
-def measure_web(host: BenchHost, args: argparse.Namespace, paths: dict) -> dict:
-    """paths: {server: {path: address}}."""
+def measure_web(host: BenchHost, args: argparse.Namespace, paths: dict, cpu_stats: dict) -> dict:
+    """paths: {server: {path: address}}; cpu_stats: {address: the server's cpu.stat}."""
     url = "http://{address}:" + str(WEB_PORT) + "{endpoint}"
     targets = [
         (endpoint, server, path, address)
@@ -204,6 +228,7 @@ def measure_web(host: BenchHost, args: argparse.Namespace, paths: dict) -> dict:
     samples: dict = {}
     for order in rounds_in_turn(targets, args.rounds):
         for endpoint, server, path, address in order:
+            cpu_before = cpu_seconds(host, cpu_stats[address])
             result = ab(
                 host,
                 url.format(address=address, endpoint=endpoint),
@@ -211,6 +236,10 @@ def measure_web(host: BenchHost, args: argparse.Namespace, paths: dict) -> dict:
                 args.concurrency,
                 args.time_limit,
             )
+            # The server's CPU (all its cores) per 1,000 answered requests: independent of how
+            # many cores the host has, unlike req/s with the load generator beside it.
+            cpu = cpu_seconds(host, cpu_stats[address]) - cpu_before
+            result["cpu_ms_per_1k"] = cpu * 1e6 / result["complete"] if result["complete"] else 0.0
             samples.setdefault(endpoint, {}).setdefault(server, {}).setdefault(path, []).append(
                 result
             )
@@ -220,7 +249,7 @@ def measure_web(host: BenchHost, args: argparse.Namespace, paths: dict) -> dict:
             server: {
                 path: {
                     key: spread([s[key] for s in runs])
-                    for key in ("rps", "p50_ms", "p99_ms", "seconds")
+                    for key in ("rps", "p50_ms", "p99_ms", "seconds", "cpu_ms_per_1k")
                 }
                 | {"failed": sum(s["failed"] + s["non_2xx"] for s in runs)}
                 for path, runs in by_path.items()
