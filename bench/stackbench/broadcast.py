@@ -5,8 +5,8 @@ import argparse
 import json
 import shlex
 
-from stackbench.host import MEMORY_FUNCTION, USER, WEB_PORT, BenchHost
-from stackbench.web import WEB, cpu_stat_file
+from stackbench.host import MEMORY_FUNCTION, WEB_PORT, BenchHost, unit_cgroup
+from stackbench.web import WEB
 
 # Runs in the web container (`manage.py shell --command`): a session for a bench user, whose
 # cookie the clients send.
@@ -120,11 +120,10 @@ def session_cookie(host: BenchHost) -> str:
 
 def measure_broadcast(host: BenchHost, args: argparse.Namespace) -> dict:
     cookie = session_cookie(host)
-    group = cpu_stat_file(host, True, f"{WEB}.service").removesuffix("/cpu.stat")
+    group = unit_cgroup(host, f"{WEB}.service")
+    shell = f'cd && podman exec {WEB} python manage.py shell --command "$0"'
     trigger = (
-        f"runuser -u {USER} -- env XDG_RUNTIME_DIR=/run/user/{host.uid}"
-        f" DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/{host.uid}/bus"
-        f" sh -c {shlex.quote(f'cd && podman exec {WEB} python manage.py shell --command "$0"')}"
+        f"{host.as_user} sh -c {shlex.quote(shell)}"
         f" {shlex.quote(BROADCAST.format(count=args.ws_broadcasts))}"
     )
     argv = [

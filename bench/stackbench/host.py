@@ -164,15 +164,21 @@ print(json.dumps(out))
 )
 
 
+def unit_cgroup(host: BenchHost, unit: str, user: bool = True) -> str:
+    """The cgroup directory of a running unit, the service user's or (user=False) the system's.
+    Asked rather than spelled out: an instance of a template runs in a slice of its own."""
+    show = f"systemctl {'--user ' if user else ''}show --property=ControlGroup --value {unit}"
+    group = (host.user(show) if user else host.root(show)).strip()
+    if not group:
+        raise RuntimeError(f"{unit} has no cgroup on {host.name}: it is not running")
+    return f"/sys/fs/cgroup{group}"
+
+
 def idle_memory(host: BenchHost) -> dict:
     """The resident memory of every long-running unit of the stack model, and their total."""
     args = []
     for unit in (f"{u}.service" for u in long_running_units()):
-        # Asked rather than spelled out: an instance of a template runs in a slice of its own.
-        group = host.user(f"systemctl --user show --property ControlGroup --value {unit}").strip()
-        if not group:
-            raise RuntimeError(f"{unit} has no cgroup on {host.name}: it is not running")
-        args += [unit, f"/sys/fs/cgroup{group}"]
+        args += [unit, unit_cgroup(host, unit)]
     command = "python3 - " + " ".join(shlex.quote(arg) for arg in args)
     memory = json.loads(host.root(command, stdin=MEMORY_SCRIPT.encode()))
     return {

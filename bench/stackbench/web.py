@@ -6,7 +6,7 @@ import re
 
 from stackmodel import unit_of_kind
 
-from stackbench.host import NET, USER, WEB_PORT, BenchHost, quadlet_dir
+from stackbench.host import NET, USER, WEB_PORT, BenchHost, quadlet_dir, unit_cgroup
 from stackbench.rounds import rounds_in_turn, spread
 
 # The stack's web unit, whose container and socket units the extra web units copy.
@@ -159,11 +159,7 @@ def start_web_servers(host: BenchHost) -> dict:
 def cpu_stat_file(host: BenchHost, user: bool, unit: str) -> str:
     """The cpu.stat of a running unit's cgroup: the server's processes (a container's too,
     which Quadlet runs in its service's cgroup), and nothing of the load generator."""
-    show = f"systemctl {'--user ' if user else ''}show --property=ControlGroup --value {unit}"
-    path = (host.user(show) if user else host.root(show)).strip()
-    if not path:
-        raise RuntimeError(f"{unit} has no cgroup: is it running?")
-    return f"/sys/fs/cgroup{path}/cpu.stat"
+    return f"{unit_cgroup(host, unit, user)}/cpu.stat"
 
 
 def cpu_seconds(host: BenchHost, stat_file: str) -> float:
