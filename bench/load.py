@@ -7,12 +7,15 @@ p99, worst); --json also writes them to a file. Exits 1 when any request failed.
 
     python bench/load.py http://127.0.0.1:8000/health/simple/ --rate 20 --max-seconds 300 \\
         --stop-file /tmp/stop-load --json load.json
+
+An https:// URL (the edge) is checked against --cacert, with a TLS handshake per request.
 """
 
 import argparse
 import http.client
 import ipaddress
 import json
+import ssl
 import statistics
 import threading
 import time
@@ -28,17 +31,20 @@ def loopback_url(url: str) -> str:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    if urlsplit(url).scheme != "http" or not loopback:
-        raise argparse.ArgumentTypeError(f"{url!r} is not an http:// URL on the loopback interface")
+    if urlsplit(url).scheme not in ("http", "https") or not loopback:
+        raise argparse.ArgumentTypeError(
+            f"{url!r} is not an http:// or https:// URL on the loopback interface"
+        )
     return url
 
 
 class Stream:
     """Requests shared out to a few threads, each keeping its share of the rate."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, cacert: Path | None = None) -> None:
         parts = urlsplit(url)
-        self.host, self.port = parts.hostname, parts.port or 80
+        self.tls = ssl.create_default_context(cafile=cacert) if parts.scheme == "https" else None
+        self.host, self.port = parts.hostname, parts.port or (443 if self.tls else 80)
         self.path = parts.path + (f"?{parts.query}" if parts.query else "")
         self.timeout = timeout
         self.latencies: list[float] = []
@@ -48,7 +54,12 @@ class Stream:
 
     def request(self) -> None:
         started = time.monotonic()
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        if self.tls:
+            connection = http.client.HTTPSConnection(
+                self.host, self.port, timeout=self.timeout, context=self.tls
+            )
+        else:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
             connection.request("GET", self.path, headers={"Connection": "close"})
             response = connection.getresponse()
@@ -114,9 +125,10 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds one request may take")
     parser.add_argument("--stop-file", type=Path, help="stop early once this file exists")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--cacert", type=Path, help="the CA an https:// URL's certificate is from")
     args = parser.parse_args()
 
-    stream = Stream(args.url, args.timeout)
+    stream = Stream(args.url, args.timeout, args.cacert)
     started = time.monotonic()
     stream.run(
         args.rate, args.workers, args.max_requests, started + args.max_seconds, args.stop_file

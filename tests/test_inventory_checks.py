@@ -29,6 +29,7 @@ HOST = "checkhost"
 NAMES_TASK = "Check that every senex_ variable is one a role or a play reads"
 SPEC_TASK = "Check every role's variables before changing anything"
 ADDRESS_TASK = "Check that the plain-HTTP web port stays on loopback unless a reason is given"
+EDGE_TASK = "Check the edge's settings before changing anything"
 SECRETS_TASK = "senex_secrets : Stop when a secret or a setting of the env file is unusable"
 POOLS_TASK = (
     "senex_stack : Check that the database pools of every host fit PostgreSQL's max_connections"
@@ -49,6 +50,7 @@ def good_vars() -> dict:
         "senex_secrets_db_password": secrets.token_urlsafe(24),
         "senex_secrets_redis_password": secrets.token_urlsafe(24),
         "senex_secrets_allowed_hosts": ["trader.example.com"],
+        "senex_domain": "trader.example.com",
     }
 
 
@@ -209,6 +211,22 @@ BAD_INPUTS = {
         POOLS_TASK,
         "but PostgreSQL admits 20 (senex_stack_db_max_connections), 5 of them kept",
     ),
+    "edge name the app refuses": (
+        {"senex_domain": "trader.example.org"},
+        EDGE_TASK,
+        "The edge serves trader.example.org (senex_stack_edge_domain, from senex_domain), which"
+        " the app would refuse: it is not in senex_secrets_allowed_hosts (trader.example.com).",
+    ),
+    "given certificate without its key": (
+        {"senex_stack_edge_tls": "files", "senex_secrets_edge_tls_certificate": "-----BEGIN CERT"},
+        EDGE_TASK,
+        "senex_stack_edge_tls is files, but the vault gives no key (senex_secrets_edge_tls_key).",
+    ),
+    "unknown certificate source": (
+        {"senex_stack_edge_tls": "letsencrypt"},
+        SPEC_TASK,
+        "senex_stack_edge_tls",
+    ),
     "web port on every interface": (
         {"senex_stack_web_address": "0.0.0.0"},  # noqa: S104 (the refused input)
         ADDRESS_TASK,
@@ -263,6 +281,16 @@ GOOD_INPUTS = {
     "loopback other than 127.0.0.1": {"senex_stack_web_address": "127.0.0.2"},
     "play-level names": {"senex_user": "trader", "senex_domain": "trader.example.com"},
     "no database pool": {"senex_stack_db_pool_size": 0},
+    "edge name under an allowed parent domain": {
+        "senex_domain": "trader.example.com",
+        "senex_secrets_allowed_hosts": [".example.com"],
+    },
+    "edge with a given certificate and key": {
+        "senex_stack_edge_tls": "files",
+        "senex_secrets_edge_tls_certificate": "-----BEGIN CERTIFICATE-----",
+        "senex_secrets_edge_tls_key": "-----BEGIN PRIVATE KEY-----",
+    },
+    "no edge, another name": {"senex_stack_edge": False, "senex_domain": "other.example.org"},
     "database pools within a raised max_connections": {
         "senex_stack_db_pool_size": 24,
         "senex_stack_db_max_connections": 125,

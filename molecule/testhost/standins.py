@@ -58,6 +58,24 @@ IMAGES = {
             "VOLUME /data",
         ],
     },
+    # The official caddy image's layout: config in /etc/caddy, state (certificates, the
+    # internal CA, ACME accounts) under XDG_DATA_HOME=/data.
+    "caddy": {
+        "tag": "localhost/senex-standin-caddy:2",
+        "packages": ["caddy", "ca-certificates"],
+        "user": None,
+        "entrypoint": None,
+        "changes": [
+            f"ENV PATH={PATH}",
+            "ENV XDG_CONFIG_HOME=/config",
+            "ENV XDG_DATA_HOME=/data",
+            'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]',
+            "WORKDIR /srv",
+            "EXPOSE 80",
+            "EXPOSE 443",
+            "VOLUME /data",
+        ],
+    },
 }
 BUILDER_PACKAGES = ["podman", "ca-certificates"]
 
@@ -128,6 +146,9 @@ def _rootfs_tarball(name: str, work: Path) -> None:
     if name == "redis":
         (root / "data").mkdir(exist_ok=True)
         shutil.chown(root / "data", 999, 999)
+    if name == "caddy":
+        for directory in ("config", "data", "srv"):
+            (root / directory).mkdir(exist_ok=True)
     (root / "etc/machine-id").unlink(missing_ok=True)
     # Device nodes stay out: rootless podman cannot create them when it loads the image.
     run("tar", "--numeric-owner", "--xattrs", "-C", root, "--exclude=./dev/*",

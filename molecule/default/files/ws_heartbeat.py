@@ -3,6 +3,8 @@
 
 Standard library only, so it runs on any host with Python 3. Usage:
   ws_heartbeat.py BASE_URL USERNAME [TIMEOUT]   (password in the WS_CHECK_PASSWORD variable)
+An https:// BASE_URL (the edge) is checked against the CA certificate in WS_CHECK_CA; http://
+goes straight to the app, as a TLS-terminating proxy would.
 Exits 0 and prints the heartbeat once one arrives; non-zero with the reason otherwise.
 """
 
@@ -13,15 +15,26 @@ import json
 import os
 import re
 import socket
+import ssl
 import sys
 import time
 import urllib.parse
 
 
+def tls() -> ssl.SSLContext:
+    """Trust only the edge's CA: a certificate from anywhere else fails the check."""
+    return ssl.create_default_context(cafile=os.environ["WS_CHECK_CA"])
+
+
 def request(base: str, method: str, path: str, cookies: dict, body: str = "") -> dict:
     """Send one request as the TLS-terminating proxy would; return the cookies it sets."""
     url = urllib.parse.urlsplit(base)
-    connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=10)
+    if url.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            url.hostname, url.port or 443, timeout=10, context=tls()
+        )
+    else:
+        connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=10)
     headers = {
         # The app sits behind a TLS proxy: it trusts this header and marks its cookies Secure.
         "X-Forwarded-Proto": "https",
@@ -84,7 +97,12 @@ def main() -> int:
     timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 60.0
     cookie = login(base, username, os.environ["WS_CHECK_PASSWORD"])
     url = urllib.parse.urlsplit(base)
-    sock = socket.create_connection((url.hostname, url.port or 80), timeout=timeout)
+    secure = url.scheme == "https"
+    sock = socket.create_connection(
+        (url.hostname, url.port or (443 if secure else 80)), timeout=timeout
+    )
+    if secure:
+        sock = tls().wrap_socket(sock, server_hostname=url.hostname)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (
