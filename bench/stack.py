@@ -16,6 +16,8 @@ measures inside it, on loopback only, every load bounded in requests and in time
 - Celery: a no-op task's round trip (p50/p99 of one at a time) and tasks/s of a batch, from the
   web container through the stack's Redis to the deployed worker, against the same code bare
   (a worker from the image's environment on the bare Redis);
+- the edge: /health/simple/ through the edge (HTTPS, a handshake per request, and with
+  connections kept alive) against the web socket it proxies to, with both units' CPU;
 - WebSockets: logged-in connections held open to the deployed web server at once, the web
   unit's memory per connection, and broadcasts through the channel layer timed from sending to
   arrival on every connection;
@@ -35,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stackbench.broadcast import measure_broadcast
+from stackbench.edge import measure_edge
 from stackbench.host import (
     HOST_NAME,
     SSH_PORT,
@@ -54,6 +57,9 @@ from stackbench.roundtrip import measure_roundtrip
 from stackbench.stores import measure_postgres, measure_redis, postgres_version
 from stackbench.web import measure_web, start_web_servers
 
+# What the benchmark measures, in order; --parts picks some.
+PARTS = ("web", "edge", "celery", "websockets", "postgres", "redis")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -71,7 +77,15 @@ def main() -> None:
         "--reuse", action="store_true", help="keep an already deployed host (no deploy figures)"
     )
     parser.add_argument("--keep", action="store_true", help="leave the test host running")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated, of {','.join(PARTS)} (default every one)",
+    )
     args = parser.parse_args()
+    parts = args.parts.split(",")
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {','.join(PARTS)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report: dict = {
@@ -94,31 +108,44 @@ def main() -> None:
         time.sleep(20)  # let the fresh stack settle before reading idle memory
         report["memory"] = idle_memory(host)
 
-        print("Setting up the bare services and the extra web units", flush=True)
         pg_major = postgres_version(host).split(".")[0]
-        install_bare_packages(host, pg_major)
-        copy_app_from_image(host)
-        bare = start_bare_services(host, pg_major)
-        servers = start_web_servers(host)
-
-        print("Measuring the web servers", flush=True)
-        report["web"] = {
-            "requests": args.requests,
-            "concurrency": args.concurrency,
-            "time_limit": args.time_limit,
-            "rounds": args.rounds,
-            **servers,
-            "results": measure_web(host, args, servers["addresses"], servers["cpu_stats"]),
-        }
+        bare = {}
+        if {"web", "edge", "celery", "postgres", "redis"} & set(parts):
+            print("Setting up the bare services", flush=True)
+            install_bare_packages(host, pg_major)
+            copy_app_from_image(host)
+            bare = start_bare_services(host, pg_major)
+        if "web" in parts:
+            print("Measuring the web servers", flush=True)
+            servers = start_web_servers(host)
+            report["web"] = {
+                "requests": args.requests,
+                "concurrency": args.concurrency,
+                "time_limit": args.time_limit,
+                "rounds": args.rounds,
+                **servers,
+                "results": measure_web(host, args, servers["addresses"], servers["cpu_stats"]),
+            }
         report["machine"]["load_after_web"] = loadavg()
-        print("Measuring the Celery round trip", flush=True)
-        report["celery"] = measure_roundtrip(host, args)
-        print("Measuring WebSocket connections and broadcasts", flush=True)
-        report["websockets"] = measure_broadcast(host, args)
-        print("Measuring PostgreSQL", flush=True)
-        report["postgres"] = measure_postgres(host, args, bare)
-        print("Measuring Redis", flush=True)
-        report["redis"] = measure_redis(host, args, bare)
+        if "edge" in parts:
+            print("Measuring the edge against the web socket", flush=True)
+            report["edge"] = measure_edge(host, args) | {
+                "requests": args.requests,
+                "concurrency": args.concurrency,
+                "rounds": args.rounds,
+            }
+        if "celery" in parts:
+            print("Measuring the Celery round trip", flush=True)
+            report["celery"] = measure_roundtrip(host, args)
+        if "websockets" in parts:
+            print("Measuring WebSocket connections and broadcasts", flush=True)
+            report["websockets"] = measure_broadcast(host, args)
+        if "postgres" in parts:
+            print("Measuring PostgreSQL", flush=True)
+            report["postgres"] = measure_postgres(host, args, bare)
+        if "redis" in parts:
+            print("Measuring Redis", flush=True)
+            report["redis"] = measure_redis(host, args, bare)
         report["machine"]["load_end"] = loadavg()
     finally:
         if not args.keep:

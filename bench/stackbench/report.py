@@ -91,11 +91,33 @@ def celery_rows(c: dict) -> list[str]:
     return ["", header, *pair_rows("figure", "", figures, digits=1)]
 
 
-def websocket_rows(ws: dict, web: dict) -> list[str]:
+def edge_rows(e: dict) -> list[str]:
+    """The edge against the web socket it proxies to."""
+    socket = e["results"]["socket"]["rps"]["median"]
+    rows = [
+        "",
+        f"Edge: ApacheBench -n {e['requests']} -c {e['concurrency']} on {e['endpoint']}"
+        f" (Host {e['name']}), {e['rounds']} rounds; socket = the web socket directly,"
+        " edge = HTTPS through the edge, a TLS handshake per request; keep-alive = connections"
+        " reused; CPU s/1k: the web and edge units together",
+        f"{'path':<18}{'req/s':>8} {'[min-max]':<13}{'p50 ms':>7}{'p99 ms':>7}"
+        f"{'vs socket':>11}{'CPU s/1k':>10}{'failed':>8}",
+    ]
+    for path, cell in e["results"].items():
+        rps = cell["rps"]
+        rows.append(
+            f"{path:<18}{rps['median']:>8.0f} {f'[{rps["min"]:.0f}-{rps["max"]:.0f}]':<13}"
+            f"{cell['p50_ms']['median']:>7.0f}{cell['p99_ms']['median']:>7.0f}"
+            f"{ratio(rps['median'], socket):>11}{cpu_cell(cell):>10}{cell['failed']:>8.0f}"
+        )
+    return rows
+
+
+def websocket_rows(ws: dict) -> list[str]:
     """Connections held open to the deployed server, and the broadcasts' arrival."""
     return [
         "",
-        f"WebSockets to {web['deployed_server']} via {web['deployed_path']}:"
+        "WebSockets to the deployed web server:"
         f" {ws['opened']} of {ws['connections']} open in {ws['open_seconds']:.1f} s"
         f" ({ws['errors']} errors), {ws['memory_per_connection_kb']:.0f} KB of the web unit's"
         f" memory per connection ({ws['memory_source']})",
@@ -105,19 +127,9 @@ def websocket_rows(ws: dict, web: dict) -> list[str]:
     ]
 
 
-def table(r: dict) -> str:
-    out = []
-    m = r["machine"]
-    out.append(
-        f"Senex Trader stack benchmark, {r['date']}, host {r['host']} ({m['cores']} cores,"
-        f" shared), git {r['revision']}"
-    )
-    out.append(
-        f"load average (1/5/15 min): before {m['load_before']}, after web {m['load_after_web']},"
-        f" at the end {m['load_end']}"
-    )
-    w = r["web"]
-    out.append("")
+def web_rows(w: dict) -> list[str]:
+    """Each web server bare, published and through its socket."""
+    out = [""]
     out.append(
         f"Web: ApacheBench -n {w['requests']} -c {w['concurrency']} -t {w['time_limit']}"
         f" (no keep-alive), {w['rounds']} rounds; median [min-max]; stack web server:"
@@ -143,25 +155,45 @@ def table(r: dict) -> str:
                     f"{cpu_cell(cell):>10}{cell['failed']:>8.0f}"
                 )
     out.extend(pool_rows(w))
-    p = r["postgres"]
-    out.append("")
+    return out
+
+
+def table(r: dict) -> str:
+    out = []
+    m = r["machine"]
     out.append(
-        f"PostgreSQL {p['version']}: pgbench scale {p['scale']}, {p['clients']} clients,"
-        f" {p['rounds']} rounds; bare = host to bare server on loopback, container = a"
-        f" container on the stack's network to {DATABASE}"
+        f"Senex Trader stack benchmark, {r['date']}, host {r['host']} ({m['cores']} cores,"
+        f" shared), git {r['revision']}"
     )
-    out.extend(pair_rows("workload", "TPS", p["results"]))
-    d = r["redis"]
-    out.append("")
     out.append(
-        f"Redis {d['version']}: redis-benchmark -n {d['requests']} -c {d['clients']},"
-        f" {d['rounds']} rounds; same paths as PostgreSQL"
+        f"load average (1/5/15 min): before {m['load_before']}, after web {m['load_after_web']},"
+        f" at the end {m['load_end']}"
     )
-    out.extend(pair_rows("command", "req/s", d["results"]))
+    if "web" in r:
+        out.extend(web_rows(r["web"]))
+    if "edge" in r:
+        out.extend(edge_rows(r["edge"]))
+    if "postgres" in r:
+        p = r["postgres"]
+        out.append("")
+        out.append(
+            f"PostgreSQL {p['version']}: pgbench scale {p['scale']}, {p['clients']} clients,"
+            f" {p['rounds']} rounds; bare = host to bare server on loopback, container = a"
+            f" container on the stack's network to {DATABASE}"
+        )
+        out.extend(pair_rows("workload", "TPS", p["results"]))
+    if "redis" in r:
+        d = r["redis"]
+        out.append("")
+        out.append(
+            f"Redis {d['version']}: redis-benchmark -n {d['requests']} -c {d['clients']},"
+            f" {d['rounds']} rounds; same paths as PostgreSQL"
+        )
+        out.extend(pair_rows("command", "req/s", d["results"]))
     if "celery" in r:
         out.extend(celery_rows(r["celery"]))
     if "websockets" in r:
-        out.extend(websocket_rows(r["websockets"], r["web"]))
+        out.extend(websocket_rows(r["websockets"]))
     mem = r["memory"]
     out.append("")
     out.append(f"Memory, idle after start ({mem['source']})")

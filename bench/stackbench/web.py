@@ -162,11 +162,15 @@ def cpu_stat_file(host: BenchHost, user: bool, unit: str) -> str:
     return f"{unit_cgroup(host, unit, user)}/cpu.stat"
 
 
-def cpu_seconds(host: BenchHost, stat_file: str) -> float:
-    found = re.search(r"^usage_usec (\d+)", host.root(f"cat {stat_file}"), re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"no usage_usec in {stat_file}")
-    return int(found.group(1)) / 1e6
+def cpu_seconds(host: BenchHost, *stat_files: str) -> float:
+    """The CPU seconds of every cgroup named, together."""
+    total = 0.0
+    for stat_file in stat_files:
+        found = re.search(r"^usage_usec (\d+)", host.root(f"cat {stat_file}"), re.MULTILINE)
+        if found is None:
+            raise RuntimeError(f"no usage_usec in {stat_file}")
+        total += int(found.group(1)) / 1e6
+    return total
 
 
 def wait_http(host: BenchHost, address: str, seconds: int = 180) -> None:
@@ -187,10 +191,21 @@ AB_FIELDS = {
 }
 
 
-def ab(host: BenchHost, url: str, requests: int, concurrency: int, limit: int) -> dict:
+def ab(
+    host: BenchHost,
+    url: str,
+    requests: int,
+    concurrency: int,
+    limit: int,
+    name: str = "127.0.0.1",
+    keepalive: bool = False,
+) -> dict:
+    """ApacheBench against url with `name` as Host; a new connection per request unless
+    keepalive (-k: connections, and their TLS sessions, reused as a browser would)."""
     # -t first: it resets the request count that -n then bounds; -s bounds each request.
     out = host.root(
-        f"ab -q -r -t {limit} -n {requests} -c {concurrency} -s 30 -H 'Host: 127.0.0.1' {url}"
+        f"ab -q -r {'-k ' if keepalive else ''}-t {limit} -n {requests} -c {concurrency} -s 30"
+        f" -H 'Host: {name}' {url}"
     )
     result = {}
     for name, pattern in AB_FIELDS.items():
