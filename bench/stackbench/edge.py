@@ -1,9 +1,10 @@
 """The edge measured against the web socket it proxies to, side by side in one run.
 
-Three paths to the deployed web server's /health/simple/: its socket directly (plain HTTP, as
-the edge itself connects), through the edge over HTTPS with a new connection and TLS handshake
-per request, and through the edge with connections kept alive (as browsers and HTTP/2 do).
-CPU is the web unit's and the edge unit's cgroups together, per 1,000 requests."""
+Three paths to the deployed web server: its socket directly (plain HTTP, as the edge itself
+connects), through the edge over HTTPS with a new connection and TLS handshake per request,
+and through the edge with connections kept alive (as browsers and HTTP/2 do); for
+/health/simple/ and for a static file (WhiteNoise behind the edge). CPU is the web unit's and
+the edge unit's cgroups together, per 1,000 requests."""
 
 import argparse
 import re
@@ -15,7 +16,6 @@ from stackbench.rounds import rounds_in_turn, spread
 from stackbench.web import ab, cpu_seconds
 
 WEB, EDGE = unit_of_kind("web"), unit_of_kind("edge")
-ENDPOINT = "/health/simple/"
 PATHS = ("socket", "edge", "edge keep-alive")
 
 
@@ -29,37 +29,55 @@ def edge_site(host: BenchHost) -> tuple[str, int]:
     return name.group(1), int(port.group(1))
 
 
+def stylesheet(host: BenchHost) -> str:
+    """The first stylesheet the admin login page links to (a collected, hashed file)."""
+    page = host.root(
+        f'python3 -c "import urllib.request; print(urllib.request.urlopen('
+        f"'http://127.0.0.1:{WEB_PORT}/admin/login/', timeout=10).read().decode())\""
+    )
+    found = re.search(r'href="(/static/[^"]+\.css)"', page)
+    if found is None:
+        raise RuntimeError("no stylesheet on /admin/login/")
+    return found.group(1)
+
+
 def measure_edge(host: BenchHost, args: argparse.Namespace) -> dict:
     name, port = edge_site(host)
     stats = [f"{unit_cgroup(host, f'{unit}.service')}/cpu.stat" for unit in (WEB, EDGE)]
-    targets = {
-        "socket": (f"http://127.0.0.1:{WEB_PORT}{ENDPOINT}", name, False),
-        "edge": (f"https://127.0.0.1:{port}{ENDPOINT}", name, False),
-        "edge keep-alive": (f"https://127.0.0.1:{port}{ENDPOINT}", name, True),
+    bases = {
+        "socket": (f"http://127.0.0.1:{WEB_PORT}", False),
+        "edge": (f"https://127.0.0.1:{port}", False),
+        "edge keep-alive": (f"https://127.0.0.1:{port}", True),
     }
-    for url, host_name, keepalive in targets.values():  # warm up
-        ab(host, url, 300, args.concurrency, 30, host_name, keepalive)
-    samples: dict = {path: [] for path in PATHS}
-    for order in rounds_in_turn(list(PATHS), args.rounds):
-        for path in order:
-            url, host_name, keepalive = targets[path]
+    endpoints = ("/health/simple/", stylesheet(host))
+    targets = [(endpoint, path) for endpoint in endpoints for path in PATHS]
+    for endpoint, path in targets:  # warm up
+        base, keepalive = bases[path]
+        ab(host, base + endpoint, 300, args.concurrency, 30, name, keepalive)
+    samples: dict = {}
+    for order in rounds_in_turn(targets, args.rounds):
+        for endpoint, path in order:
+            base, keepalive = bases[path]
             before = cpu_seconds(host, *stats)
             result = ab(
-                host, url, args.requests, args.concurrency, args.time_limit, host_name, keepalive
-            )
+                host, base + endpoint, args.requests, args.concurrency, args.time_limit, name,
+                keepalive,
+            )  # fmt: skip
             cpu = cpu_seconds(host, *stats) - before
             result["cpu_ms_per_1k"] = cpu * 1e6 / result["complete"] if result["complete"] else 0.0
-            samples[path].append(result)
-            print(f"  {ENDPOINT} {path}: {result['rps']:.0f} req/s", flush=True)
+            samples.setdefault(endpoint, {}).setdefault(path, []).append(result)
+            print(f"  {endpoint} {path}: {result['rps']:.0f} req/s", flush=True)
     return {
-        "endpoint": ENDPOINT,
         "name": name,
         "results": {
-            path: {
-                key: spread([s[key] for s in runs])
-                for key in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_1k")
+            endpoint: {
+                path: {
+                    key: spread([s[key] for s in runs])
+                    for key in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_1k")
+                }
+                | {"failed": sum(s["failed"] + s["non_2xx"] for s in runs)}
+                for path, runs in by_path.items()
             }
-            | {"failed": sum(s["failed"] + s["non_2xx"] for s in runs)}
-            for path, runs in samples.items()
+            for endpoint, by_path in samples.items()
         },
     }

@@ -92,24 +92,26 @@ def celery_rows(c: dict) -> list[str]:
 
 
 def edge_rows(e: dict) -> list[str]:
-    """The edge against the web socket it proxies to."""
-    socket = e["results"]["socket"]["rps"]["median"]
+    """The edge against the web socket it proxies to, for each endpoint."""
     rows = [
         "",
-        f"Edge: ApacheBench -n {e['requests']} -c {e['concurrency']} on {e['endpoint']}"
-        f" (Host {e['name']}), {e['rounds']} rounds; socket = the web socket directly,"
-        " edge = HTTPS through the edge, a TLS handshake per request; keep-alive = connections"
-        " reused; CPU s/1k: the web and edge units together",
-        f"{'path':<18}{'req/s':>8} {'[min-max]':<13}{'p50 ms':>7}{'p99 ms':>7}"
+        f"Edge: ApacheBench -n {e['requests']} -c {e['concurrency']} (Host {e['name']}),"
+        f" {e['rounds']} rounds; socket = the web socket directly, edge = HTTPS through the"
+        " edge, a TLS handshake per request; keep-alive = connections reused; CPU s/1k: the"
+        " web and edge units together",
+        f"{'endpoint':<40}{'path':<17}{'req/s':>8} {'[min-max]':<13}{'p50 ms':>7}{'p99 ms':>7}"
         f"{'vs socket':>11}{'CPU s/1k':>10}{'failed':>8}",
     ]
-    for path, cell in e["results"].items():
-        rps = cell["rps"]
-        rows.append(
-            f"{path:<18}{rps['median']:>8.0f} {f'[{rps["min"]:.0f}-{rps["max"]:.0f}]':<13}"
-            f"{cell['p50_ms']['median']:>7.0f}{cell['p99_ms']['median']:>7.0f}"
-            f"{ratio(rps['median'], socket):>11}{cpu_cell(cell):>10}{cell['failed']:>8.0f}"
-        )
+    for endpoint, by_path in e["results"].items():
+        socket = by_path["socket"]["rps"]["median"]
+        for path, cell in by_path.items():
+            rps = cell["rps"]
+            rows.append(
+                f"{endpoint:<40}{path:<17}{rps['median']:>8.0f}"
+                f" {f'[{rps["min"]:.0f}-{rps["max"]:.0f}]':<13}"
+                f"{cell['p50_ms']['median']:>7.0f}{cell['p99_ms']['median']:>7.0f}"
+                f"{ratio(rps['median'], socket):>11}{cpu_cell(cell):>10}{cell['failed']:>8.0f}"
+            )
     return rows
 
 
