@@ -1,10 +1,10 @@
 """The edge measured against the web socket it proxies to, side by side in one run.
 
-Three paths to the deployed web server: its socket directly (plain HTTP, as the edge itself
-connects), through the edge over HTTPS with a new connection and TLS handshake per request,
-and through the edge with connections kept alive (as browsers and HTTP/2 do); for
-/health/simple/ and for a static file (WhiteNoise behind the edge). CPU is the web unit's and
-the edge unit's cgroups together, per 1,000 requests."""
+Two paths to the deployed web server, its socket directly (plain HTTP, as the edge itself
+connects) and through the edge over HTTPS, each with a new connection per request (ApacheBench:
+a TLS handshake per request through the edge) and with connections kept alive (wrk, HTTP/1.1,
+as browsers do); for /health/simple/ and for a static file (WhiteNoise behind the edge). CPU is
+the web unit's and the edge unit's cgroups together, per 1,000 requests."""
 
 import argparse
 import re
@@ -16,7 +16,37 @@ from stackbench.rounds import rounds_in_turn, spread
 from stackbench.web import ab, cpu_seconds
 
 WEB, EDGE = unit_of_kind("web"), unit_of_kind("edge")
-PATHS = ("socket", "edge", "edge keep-alive")
+PATHS = ("socket", "edge", "socket keep-alive", "edge keep-alive")
+# Seconds of each wrk run (it is bounded in time; its connections bound what is in flight).
+WRK_SECONDS = 10
+WRK_FIELDS = {
+    "rps": r"Requests/sec:\s+([\d.]+)",
+    "complete": r"(\d+) requests in",
+    "p50_ms": r"^\s+50%\s+([\d.]+\w+)",
+    "p99_ms": r"^\s+99%\s+([\d.]+\w+)",
+}
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(host: BenchHost, url: str, connections: int, seconds: int, name: str) -> dict:
+    """wrk for `seconds` over `connections` kept-alive HTTP/1.1 connections, one thread."""
+    out = host.root(f"wrk --latency -t1 -c{connections} -d{seconds}s -H 'Host: {name}' {url}")
+    result: dict = {}
+    for field, pattern in WRK_FIELDS.items():
+        found = re.search(pattern, out, re.MULTILINE)
+        if found is None:
+            raise RuntimeError(f"wrk printed no {field} for {url}:\n{out}")
+        value = found.group(1)
+        if field.endswith("_ms"):
+            number, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()
+            result[field] = float(number) * UNITS_MS[unit]
+        else:
+            result[field] = float(value)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["failed"] = float(sum(map(int, errors.groups()))) if errors else 0.0
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = int(non_2xx.group(1)) if non_2xx else 0
+    return result
 
 
 def edge_site(host: BenchHost) -> tuple[str, int]:
@@ -44,25 +74,30 @@ def stylesheet(host: BenchHost) -> str:
 def measure_edge(host: BenchHost, args: argparse.Namespace) -> dict:
     name, port = edge_site(host)
     stats = [f"{unit_cgroup(host, f'{unit}.service')}/cpu.stat" for unit in (WEB, EDGE)]
+    # wrk names the site in its TLS handshake from the URL, so its edge URL carries the name.
     bases = {
         "socket": (f"http://127.0.0.1:{WEB_PORT}", False),
         "edge": (f"https://127.0.0.1:{port}", False),
-        "edge keep-alive": (f"https://127.0.0.1:{port}", True),
+        "socket keep-alive": (f"http://127.0.0.1:{WEB_PORT}", True),
+        "edge keep-alive": (f"https://{name}:{port}", True),
     }
     endpoints = ("/health/simple/", stylesheet(host))
     targets = [(endpoint, path) for endpoint in endpoints for path in PATHS]
     for endpoint, path in targets:  # warm up
         base, keepalive = bases[path]
-        ab(host, base + endpoint, 300, args.concurrency, 30, name, keepalive)
+        if not keepalive:
+            ab(host, base + endpoint, 300, args.concurrency, 30, name)
     samples: dict = {}
     for order in rounds_in_turn(targets, args.rounds):
         for endpoint, path in order:
             base, keepalive = bases[path]
             before = cpu_seconds(host, *stats)
-            result = ab(
-                host, base + endpoint, args.requests, args.concurrency, args.time_limit, name,
-                keepalive,
-            )  # fmt: skip
+            if keepalive:
+                result = wrk(host, base + endpoint, args.concurrency, WRK_SECONDS, name)
+            else:
+                result = ab(
+                    host, base + endpoint, args.requests, args.concurrency, args.time_limit, name
+                )
             cpu = cpu_seconds(host, *stats) - before
             result["cpu_ms_per_1k"] = cpu * 1e6 / result["complete"] if result["complete"] else 0.0
             samples.setdefault(endpoint, {}).setdefault(path, []).append(result)

@@ -198,7 +198,7 @@ def install_bare_packages(host: BenchHost, pg_major: str) -> None:
         " && printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d"
         " && chmod 0755 /usr/sbin/policy-rc.d"
         " && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
-        f" apache2-utils postgresql-{pg_major} redis-server redis-tools >/dev/null"
+        f" apache2-utils wrk postgresql-{pg_major} redis-server redis-tools >/dev/null"
         " ; status=$? ; rm -f /usr/sbin/policy-rc.d"
         " ; systemctl disable --now --quiet redis-server.service 2>/dev/null ; exit $status"
     )

@@ -97,8 +97,9 @@ def edge_rows(e: dict) -> list[str]:
         "",
         f"Edge: ApacheBench -n {e['requests']} -c {e['concurrency']} (Host {e['name']}),"
         f" {e['rounds']} rounds; socket = the web socket directly, edge = HTTPS through the"
-        " edge, a TLS handshake per request; keep-alive = connections reused; CPU s/1k: the"
-        " web and edge units together",
+        " edge, a new connection (and TLS handshake) per request; keep-alive = wrk -c"
+        f" {e['concurrency']} for 10 s over HTTP/1.1 connections kept open; CPU s/1k: the web"
+        " and edge units together",
         f"{'endpoint':<40}{'path':<17}{'req/s':>8} {'[min-max]':<13}{'p50 ms':>7}{'p99 ms':>7}"
         f"{'vs socket':>11}{'CPU s/1k':>10}{'failed':>8}",
     ]
