@@ -267,3 +267,15 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# Error reports (senextrader/errors.py) to a Sentry-protocol service: off unless SENTRY_DSN
+# (or SENTRY_DSN_FILE) names one. The DSN holds the project's key: keep it in the vault.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from senextrader.errors import init_error_reports
+
+    init_error_reports(
+        SENTRY_DSN,
+        environment=env.str("ENVIRONMENT", default="development"),
+        release=env.str("SENEX_VERSION", default="dev"),
+    )
