@@ -11,9 +11,9 @@ import re
 
 from stackmodel import unit_of_kind
 
-from stackbench.host import USER, WEB_PORT, BenchHost, unit_cgroup
-from stackbench.rounds import rounds_in_turn, spread
-from stackbench.web import ab, cpu_seconds
+from stackbench.host import USER, WEB_PORT, BenchHost
+from stackbench.rounds import rounds_in_turn
+from stackbench.web import ab, cpu_stat_file, summary, with_cpu
 
 WEB, EDGE = unit_of_kind("web"), unit_of_kind("edge")
 PATHS = ("socket", "edge", "socket keep-alive", "edge keep-alive")
@@ -73,7 +73,7 @@ def stylesheet(host: BenchHost) -> str:
 
 def measure_edge(host: BenchHost, args: argparse.Namespace) -> dict:
     name, port = edge_site(host)
-    stats = [f"{unit_cgroup(host, f'{unit}.service')}/cpu.stat" for unit in (WEB, EDGE)]
+    stats = [cpu_stat_file(host, True, f"{unit}.service") for unit in (WEB, EDGE)]
     # wrk names the site in its TLS handshake from the URL, so its edge URL carries the name.
     bases = {
         "socket": (f"http://127.0.0.1:{WEB_PORT}", False),
@@ -83,6 +83,12 @@ def measure_edge(host: BenchHost, args: argparse.Namespace) -> dict:
     }
     endpoints = ("/health/simple/", stylesheet(host))
     targets = [(endpoint, path) for endpoint in endpoints for path in PATHS]
+
+    def load(url: str, keepalive: bool) -> dict:
+        if keepalive:
+            return wrk(host, url, args.concurrency, WRK_SECONDS, name)
+        return ab(host, url, args.requests, args.concurrency, args.time_limit, name)
+
     for endpoint, path in targets:  # warm up
         base, keepalive = bases[path]
         if not keepalive:
@@ -91,26 +97,15 @@ def measure_edge(host: BenchHost, args: argparse.Namespace) -> dict:
     for order in rounds_in_turn(targets, args.rounds):
         for endpoint, path in order:
             base, keepalive = bases[path]
-            before = cpu_seconds(host, *stats)
-            if keepalive:
-                result = wrk(host, base + endpoint, args.concurrency, WRK_SECONDS, name)
-            else:
-                result = ab(
-                    host, base + endpoint, args.requests, args.concurrency, args.time_limit, name
-                )
-            cpu = cpu_seconds(host, *stats) - before
-            result["cpu_ms_per_1k"] = cpu * 1e6 / result["complete"] if result["complete"] else 0.0
+            url = base + endpoint
+            result = with_cpu(host, stats, lambda url=url, keep=keepalive: load(url, keep))
             samples.setdefault(endpoint, {}).setdefault(path, []).append(result)
             print(f"  {endpoint} {path}: {result['rps']:.0f} req/s", flush=True)
     return {
         "name": name,
         "results": {
             endpoint: {
-                path: {
-                    key: spread([s[key] for s in runs])
-                    for key in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_1k")
-                }
-                | {"failed": sum(s["failed"] + s["non_2xx"] for s in runs)}
+                path: summary(runs, ("rps", "p50_ms", "p99_ms", "cpu_ms_per_1k"))
                 for path, runs in by_path.items()
             }
             for endpoint, by_path in samples.items()

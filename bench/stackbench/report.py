@@ -178,21 +178,19 @@ def table(r: dict) -> str:
         out.extend(edge_rows(r["edge"]))
     if "postgres" in r:
         p = r["postgres"]
-        out.append("")
-        out.append(
+        header = (
             f"PostgreSQL {p['version']}: pgbench scale {p['scale']}, {p['clients']} clients,"
             f" {p['rounds']} rounds; bare = host to bare server on loopback, container = a"
             f" container on the stack's network to {DATABASE}"
         )
-        out.extend(pair_rows("workload", "TPS", p["results"]))
+        out += ["", header, *pair_rows("workload", "TPS", p["results"])]
     if "redis" in r:
         d = r["redis"]
-        out.append("")
-        out.append(
+        header = (
             f"Redis {d['version']}: redis-benchmark -n {d['requests']} -c {d['clients']},"
             f" {d['rounds']} rounds; same paths as PostgreSQL"
         )
-        out.extend(pair_rows("command", "req/s", d["results"]))
+        out += ["", header, *pair_rows("command", "req/s", d["results"])]
     if "celery" in r:
         out.extend(celery_rows(r["celery"]))
     if "websockets" in r:

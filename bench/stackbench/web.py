@@ -3,6 +3,7 @@ bare, in a container through a published port, and through systemd socket activa
 
 import argparse
 import re
+from collections.abc import Callable
 
 from stackmodel import unit_of_kind
 
@@ -237,18 +238,17 @@ def measure_web(host: BenchHost, args: argparse.Namespace, paths: dict, cpu_stat
     samples: dict = {}
     for order in rounds_in_turn(targets, args.rounds):
         for endpoint, server, path, address in order:
-            cpu_before = cpu_seconds(host, cpu_stats[address])
-            result = ab(
+            result = with_cpu(
                 host,
-                url.format(address=address, endpoint=endpoint),
-                args.requests,
-                args.concurrency,
-                args.time_limit,
+                [cpu_stats[address]],
+                lambda address=address, endpoint=endpoint: ab(
+                    host,
+                    url.format(address=address, endpoint=endpoint),
+                    args.requests,
+                    args.concurrency,
+                    args.time_limit,
+                ),
             )
-            # The server's CPU (all its cores) per 1,000 answered requests: independent of how
-            # many cores the host has, unlike req/s with the load generator beside it.
-            cpu = cpu_seconds(host, cpu_stats[address]) - cpu_before
-            result["cpu_ms_per_1k"] = cpu * 1e6 / result["complete"] if result["complete"] else 0.0
             samples.setdefault(endpoint, {}).setdefault(server, {}).setdefault(path, []).append(
                 result
             )
@@ -256,14 +256,28 @@ def measure_web(host: BenchHost, args: argparse.Namespace, paths: dict, cpu_stat
     return {
         endpoint: {
             server: {
-                path: {
-                    key: spread([s[key] for s in runs])
-                    for key in ("rps", "p50_ms", "p99_ms", "seconds", "cpu_ms_per_1k")
-                }
-                | {"failed": sum(s["failed"] + s["non_2xx"] for s in runs)}
+                path: summary(runs, ("rps", "p50_ms", "p99_ms", "seconds", "cpu_ms_per_1k"))
                 for path, runs in by_path.items()
             }
             for server, by_path in by_server.items()
         }
         for endpoint, by_server in samples.items()
+    }
+
+
+def with_cpu(host: BenchHost, stat_files: list[str], run: Callable[[], dict]) -> dict:
+    """run()'s figures plus the CPU of the cgroups named per 1,000 answered requests (all their
+    cores): independent of how many cores the host has, unlike req/s with the load generator
+    beside the server."""
+    before = cpu_seconds(host, *stat_files)
+    result = run()
+    cpu = cpu_seconds(host, *stat_files) - before
+    result["cpu_ms_per_1k"] = cpu * 1e6 / result["complete"] if result["complete"] else 0.0
+    return result
+
+
+def summary(runs: list[dict], keys: tuple[str, ...]) -> dict:
+    """The spread of each figure over the rounds, and every failed request of them."""
+    return {key: spread([run[key] for run in runs]) for key in keys} | {
+        "failed": sum(run["failed"] + run["non_2xx"] for run in runs)
     }
