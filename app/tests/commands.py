@@ -1,5 +1,6 @@
 """Command lines that run the app in subprocesses, as the image runs it."""
 
+import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable
@@ -11,6 +12,13 @@ APP_DIR = Path(__file__).resolve().parents[1]
 def manage(*args: str) -> list[str]:
     """The command line of `manage.py ARGS` with this interpreter."""
     return [sys.executable, str(APP_DIR / "manage.py"), *args]
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run `manage.py ARGS` with only `env` as its environment; its output captured."""
+    return subprocess.run(
+        manage(*args), env=env, cwd=APP_DIR, capture_output=True, text=True, check=False
+    )
 
 
 # `celery --app senextrader` with this interpreter.

@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.tasks import broker_accounts_reencrypt
 from core.tasks import ping
 from senextrader.celery import app as celery_app
-from tests.commands import APP_DIR, CELERY, celery_command, log_says, manage
+from tests.commands import APP_DIR, CELERY, celery_command, log_says, run_manage
 from tests.servers import CACHE_DB, Servers, running, wait_until
 from trading.models import Heartbeat
 from trading.tasks import heartbeat_publish
@@ -271,22 +271,8 @@ def test_celery_roundtrip_names_the_queue_nobody_serves(
     with running(
         worker, env=env, cwd=APP_DIR, log=log, ready=log_says(log, "ready."), what="Celery worker"
     ):
-        result = subprocess.run(
-            manage("celery_roundtrip", "--timeout", "5"),
-            env=env,
-            cwd=APP_DIR,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        chosen = subprocess.run(
-            manage("celery_roundtrip", "--queue", "accounts", "--timeout", "5"),
-            env=env,
-            cwd=APP_DIR,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = run_manage("celery_roundtrip", "--timeout", "5", env=env)
+        chosen = run_manage("celery_roundtrip", "--queue", "accounts", "--timeout", "5", env=env)
 
     assert chosen.returncode == 0, chosen.stderr
     assert "Queue accounts: pong from partial@localhost" in chosen.stdout

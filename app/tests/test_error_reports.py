@@ -6,7 +6,6 @@ posts: the real SDK, over the real protocol, to a local address.
 
 import gzip
 import http.server
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from django.conf import settings
 from django.test import Client, override_settings
 
 from senextrader.errors import HIDDEN, init_error_reports
-from tests.commands import APP_DIR, manage
+from tests.commands import run_manage
 from tests.test_production_settings import production_env
 
 pytestmark = pytest.mark.django_db
@@ -61,14 +60,7 @@ def test_production_settings_turn_error_reports_on_with_a_dsn() -> None:
         " print(client.is_active(), client.options['data_collection']['user_info'], client.dsn)"
     )
     env = production_env(SENTRY_DSN="http://publickey@127.0.0.1:9/1")
-    result = subprocess.run(
-        manage("shell", "-c", code),
-        env=env,
-        cwd=APP_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_manage("shell", "--command", code, env=env)
 
     assert result.returncode == 0, result.stderr
     # The last line: Django's shell may say first what it imported.

@@ -5,14 +5,13 @@ import json
 import os
 import re
 import secrets
-import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.commands import APP_DIR, daphne, http_ready, manage
+from tests.commands import APP_DIR, daphne, http_ready, run_manage
 from tests.servers import Servers, free_port, running
 
 
@@ -29,12 +28,6 @@ def production_env(**overrides: str) -> dict[str, str]:
     }
     env.update(overrides)
     return {name: value for name, value in env.items() if value is not None}
-
-
-def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        manage(*args), env=env, cwd=APP_DIR, capture_output=True, text=True, check=False
-    )
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEY"])
