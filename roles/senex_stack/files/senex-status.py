@@ -44,10 +44,15 @@ def services() -> list[str]:
 
 def service_rows(units: list[str], containers: list[dict]) -> list[list[str]]:
     by_unit = {c.get("Labels", {}).get("PODMAN_SYSTEMD_UNIT"): c for c in containers}
+    # One call for every unit: systemctl prints a block for each, blank lines between.
+    show = run("systemctl", "--user", "show", "--property=Id,ActiveState,SubState", *units)
+    blocks = [
+        dict(line.split("=", 1) for line in block.splitlines()) for block in show.split("\n\n")
+    ]
+    states = {block.get("Id"): block for block in blocks}
     rows = []
     for unit in units:
-        show = run("systemctl", "--user", "show", "--property=ActiveState,SubState", unit)
-        state = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
+        state = states.get(unit, {})
         container = by_unit.get(unit, {})
         health = re.search(r"\((\w+)\)", container.get("Status", ""))
         rows.append(
