@@ -27,3 +27,10 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+if settings.SENTRY_DSN:
+    # Django's integration sees views only; wrapped whole, as Sentry advises for Channels, the
+    # WebSocket consumers' errors are reported too (scrubbed by senextrader/errors.py as well).
+    from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
+
+    application = SentryAsgiMiddleware(application)

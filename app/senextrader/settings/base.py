@@ -6,6 +6,7 @@ whose content is the value): that is how Podman secrets reach the app. Every var
 is documented in `.env.example` and `.env.production.example`; a test enforces it.
 """
 
+import logging
 import sys
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from senextrader.logs import LOG_FORMATS, configure_structlog, logging_config
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -55,16 +58,24 @@ DJANGO_APPS = [
 ]
 THIRD_PARTY_APPS = [
     "channels",
+    "django_structlog",
 ]
 LOCAL_APPS = [
     "core",
     "accounts",
     "trading",
 ]
+# Prometheus metrics (django-prometheus) at /metrics, for a scraper that reaches the app
+# directly; off by default.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=False)
+if METRICS_ENABLED:
+    THIRD_PARTY_APPS.append("django_prometheus")
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
-    # First: health checks answer before host validation and HTTPS redirects.
+    # First: /metrics and the health checks answer before host validation and HTTPS
+    # redirects (a scraper and a health check use the bare address and plain HTTP).
+    "core.middleware.MetricsMiddleware",
     "core.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -74,7 +85,18 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After authentication, so each request's log lines carry its user_id.
+    "django_structlog.middlewares.RequestMiddleware",
 ]
+if METRICS_ENABLED:
+    # django-prometheus's pair first and last, as its documentation says; only /metrics
+    # itself answers before them, so scrapes are not counted as requests.
+    MIDDLEWARE = [
+        MIDDLEWARE[0],
+        "django_prometheus.middleware.PrometheusBeforeMiddleware",
+        *MIDDLEWARE[1:],
+        "django_prometheus.middleware.PrometheusAfterMiddleware",
+    ]
 
 ROOT_URLCONF = "senextrader.urls"
 WSGI_APPLICATION = "senextrader.wsgi.application"
@@ -131,6 +153,10 @@ if DB_POOL_MAX_SIZE > 0:
         # A request waits this long for a free connection, then fails (500) rather than hang.
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }
+if METRICS_ENABLED:
+    # Django's PostgreSQL backend (psycopg 3, pool included) counting queries, errors and
+    # connections taken (from the pool, when there is one).
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: cache, sessions, channel layer, and by default the Celery broker and results.
@@ -244,29 +270,28 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# Logging: to stdout in a container (the journal collects it), to stderr otherwise.
+# Logging: to stdout in a container (the journal collects it), to stderr otherwise. json
+# writes one JSON object a line (senextrader/logs.py), what a container's logs should be.
 CONTAINER_MODE = env.bool("CONTAINER_MODE", default=False)
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "stream": sys.stdout if CONTAINER_MODE else sys.stderr,
-            "formatter": "plain",
-        },
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        # Each request's line is already written by the ASGI server.
-        "django.request": {"level": "WARNING"},
-        "django.db.backends": {"level": "WARNING"},
-    },
-}
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if CONTAINER_MODE else "plain").lower()
+if LOG_FORMAT not in LOG_FORMATS:
+    raise ImproperlyConfigured(
+        f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {LOG_FORMAT!r}"
+    )
+# The source revision the image was built from; every JSON log line and error report has it.
+SENEX_VERSION = env.str("SENEX_VERSION", default="dev")
+LOGGING = logging_config(
+    log_format=LOG_FORMAT,
+    level=LOG_LEVEL,
+    stream=sys.stdout if CONTAINER_MODE else sys.stderr,
+    revision=SENEX_VERSION,
+)
+configure_structlog(log_format=LOG_FORMAT, revision=SENEX_VERSION)
+# django-structlog: bind task_id in tasks, and carry request_id from a request to its tasks.
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+# request_finished says all request_started would; it stays for LOG_LEVEL=DEBUG.
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
 
 # Error reports (senextrader/errors.py) to a Sentry-protocol service: off unless SENTRY_DSN
 # (or SENTRY_DSN_FILE) names one. The DSN holds the project's key: keep it in the vault.
@@ -277,5 +302,5 @@ if SENTRY_DSN:
     init_error_reports(
         SENTRY_DSN,
         environment=env.str("ENVIRONMENT", default="development"),
-        release=env.str("SENEX_VERSION", default="dev"),
+        release=SENEX_VERSION,
     )
