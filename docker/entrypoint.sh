@@ -22,8 +22,53 @@ and SENEX_CELERY_APP (senextrader), see docs/app-contract.md.
 USAGE
 }
 
+# LOG_FORMAT: json (one JSON object a line) or plain; json in a container (CONTAINER_MODE)
+# unless set. Resolved once here and exported, so the app, Gunicorn's configuration and
+# wait-for-services agree on it.
+resolve_log_format() {
+  local container=${CONTAINER_MODE:-false}
+  case "${container,,}" in
+    1 | true | yes | on) container=json ;;
+    *) container=plain ;;
+  esac
+  LOG_FORMAT=${LOG_FORMAT:-$container}
+  LOG_FORMAT=${LOG_FORMAT,,}
+  if [[ $LOG_FORMAT != json && $LOG_FORMAT != plain ]]; then
+    echo "entrypoint: LOG_FORMAT must be json or plain, got '$LOG_FORMAT'" >&2
+    exit 64
+  fi
+  export LOG_FORMAT
+}
+
+json_string() {
+  local text=$1
+  text=${text//\\/\\\\}
+  text=${text//\"/\\\"}
+  text=${text//$'\n'/\\n}
+  text=${text//$'\r'/\\r}
+  text=${text//$'\t'/\\t}
+  printf '"%s"' "$text"
+}
+
+# One line on stderr, a JSON object with the app's fields when LOG_FORMAT is json.
+log_at() {
+  local level=$1
+  shift
+  if [[ $LOG_FORMAT == json ]]; then
+    printf '{"timestamp": "%s", "level": "%s", "logger": "entrypoint", "event": %s, "revision": %s}\n' \
+      "$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)" "$level" "$(json_string "$*")" \
+      "$(json_string "${SENEX_VERSION:-dev}")" >&2
+  else
+    echo "entrypoint: $*" >&2
+  fi
+}
+
 log() {
-  echo "entrypoint: $*" >&2
+  log_at info "$@"
+}
+
+log_error() {
+  log_at error "$@"
 }
 
 ASGI_APP=${SENEX_ASGI_APP:-senextrader.asgi:application}
@@ -33,7 +78,7 @@ CELERY_APP=${SENEX_CELERY_APP:-senextrader}
 require_int() {
   local name=$1 value=$2
   if ! [[ $value =~ ^[0-9]+$ ]] || ((value < 1)); then
-    log "$name must be a positive integer, got '$value'; fix it in the container environment"
+    log_error "$name must be a positive integer, got '$value'; fix it in the container environment"
     exit 64
   fi
 }
@@ -44,7 +89,7 @@ NAME='[A-Za-z0-9_.-]+'
 require_name() {
   local name=$1 value=$2
   if ! [[ $value =~ ^${NAME}$ ]]; then
-    log "$name must be a name of letters, digits, '_', '-' or '.', got '$value'"
+    log_error "$name must be a name of letters, digits, '_', '-' or '.', got '$value'"
     exit 64
   fi
 }
@@ -52,7 +97,7 @@ require_name() {
 require_names() {
   local name=$1 value=$2
   if ! [[ $value =~ ^${NAME}(,${NAME})*$ ]]; then
-    log "$name must be names of letters, digits, '_', '-' or '.' separated by commas, got '$value'"
+    log_error "$name must be names of letters, digits, '_', '-' or '.' separated by commas, got '$value'"
     exit 64
   fi
 }
@@ -62,7 +107,7 @@ is_true() {
     1 | true | yes | on) return 0 ;;
     0 | false | no | off | "") return 1 ;;
     *)
-      log "expected true or false, got '$1'"
+      log_error "expected true or false, got '$1'"
       exit 64
       ;;
   esac
@@ -96,8 +141,13 @@ run_daphne() {
   wait_for_services "$@"
   maybe_migrate
   local bind=${WEB_BIND:-0.0.0.0:8000}
+  # Daphne's access log is plain text on stdout; in JSON mode the app's own line for each
+  # request (django-structlog's request_finished) stands in for it.
+  if [[ $LOG_FORMAT == json ]]; then
+    set -- --access-log /dev/null "$@"
+  fi
   if ! [[ $bind =~ ^(.+):([0-9]+)$ ]]; then
-    log "WEB_BIND must be HOST:PORT, got '$bind'"
+    log_error "WEB_BIND must be HOST:PORT, got '$bind'"
     exit 64
   fi
   if socket_activated; then
@@ -112,15 +162,35 @@ run_daphne() {
     "$ASGI_APP"
 }
 
+# prometheus_client's multiprocess mode: each worker writes its metrics to files in this
+# directory, which /metrics adds up. Emptied at each start: the files of an earlier run's
+# workers would count again. The deploy mounts a tmpfs at /run/senex.
+prepare_metrics_dir() {
+  is_true "${METRICS_ENABLED:-false}" || return 0
+  export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-/run/senex/prometheus}
+  rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+  mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+}
+
 run_gunicorn() {
   wait_for_services "$@"
   maybe_migrate
+  prepare_metrics_dir
   # Gunicorn adopts a systemd socket itself when LISTEN_PID matches its own PID.
   exec gunicorn --config /etc/senex/gunicorn.conf.py "$@" "$ASGI_APP"
 }
 
 # One worker per instance of the senex-worker@ template: the instance passes its name and
 # its share of the queues, so `celery inspect` tells which instance answered.
+# Celery prints a banner of plain text at startup; in JSON mode it stays quiet (its log
+# lines still say it is ready).
+celery_global_args() {
+  CELERY_GLOBAL_ARGS=(--app "$CELERY_APP")
+  if [[ $LOG_FORMAT == json ]]; then
+    CELERY_GLOBAL_ARGS+=(--quiet)
+  fi
+}
+
 run_worker() {
   local concurrency=${CELERY_CONCURRENCY:-2}
   local max_tasks=${CELERY_MAX_TASKS_PER_CHILD:-100}
@@ -138,7 +208,8 @@ run_worker() {
   wait_for_services "$@"
   log "starting Celery worker $name on the queues: ${queues:-every queue the app declares}"
   # SIGTERM makes Celery finish running tasks (warm shutdown) before it exits.
-  exec celery --app "$CELERY_APP" worker \
+  celery_global_args
+  exec celery "${CELERY_GLOBAL_ARGS[@]}" worker \
     --hostname "${name}@%h" \
     "${queue_args[@]}" \
     --concurrency "$concurrency" \
@@ -150,13 +221,14 @@ run_worker() {
 run_beat() {
   # CELERY_BEAT_SCHEDULE names the schedule itself in the settings; the file has its own name.
   if [[ -v CELERY_BEAT_SCHEDULE ]]; then
-    log "CELERY_BEAT_SCHEDULE is no longer read here; set CELERY_BEAT_SCHEDULE_FILE instead"
+    log_error "CELERY_BEAT_SCHEDULE is no longer read here; set CELERY_BEAT_SCHEDULE_FILE instead"
     exit 64
   fi
   local schedule=${CELERY_BEAT_SCHEDULE_FILE:-/run/senex/celerybeat-schedule}
   wait_for_services "$@"
   # An empty --pidfile writes none: the root filesystem is read-only.
-  exec celery --app "$CELERY_APP" beat \
+  celery_global_args
+  exec celery "${CELERY_GLOBAL_ARGS[@]}" beat \
     --schedule "$schedule" \
     --pidfile= \
     --loglevel "${LOG_LEVEL:-INFO}" \
@@ -164,6 +236,7 @@ run_beat() {
 }
 
 main() {
+  resolve_log_format
   cd /app
   local route=${1:-daphne}
   shift || true
@@ -178,7 +251,7 @@ main() {
       ;;
     manage)
       if (($# == 0)); then
-        log "manage needs a command, e.g. 'manage check --deploy'"
+        log_error "manage needs a command, e.g. 'manage check --deploy'"
         exit 64
       fi
       exec python manage.py "$@"

@@ -4,9 +4,11 @@
 Exits 69 when a service never answered, 64 when a setting is invalid.
 Reads DB_HOST/DB_PORT and REDIS_URL (or the file REDIS_URL_FILE names), WAIT_RETRIES
 (default 30) and WAIT_DELAY (seconds, default 2). Prints every attempt with host:port only:
-REDIS_URL carries a password, so the URL itself is never printed.
+REDIS_URL carries a password, so the URL itself is never printed. With LOG_FORMAT=json (the
+entrypoint exports it) each line is one JSON object, like the app's.
 """
 
+import json
 import os
 import socket
 import sys
@@ -20,8 +22,22 @@ EX_USAGE = 64
 EX_UNAVAILABLE = 69
 
 
+def say(message: str, *, level: str = "info", stream=sys.stdout) -> None:
+    if os.environ.get("LOG_FORMAT") == "json":
+        line = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "level": level,
+            "logger": "wait-for-services",
+            "event": message,
+            "revision": os.environ.get("SENEX_VERSION", "dev"),
+        }
+        print(json.dumps(line), file=stream, flush=True)
+    else:
+        print(f"wait-for-services: {message}", file=stream, flush=True)
+
+
 def fail(message: str, status: int = EX_USAGE) -> None:
-    print(f"wait-for-services: {message}", file=sys.stderr, flush=True)
+    say(message, level="error", stream=sys.stderr)
     sys.exit(status)
 
 
@@ -89,12 +105,11 @@ def wait(service: str, host: str, port_number: int, variables: str, retries: int
     for attempt in range(1, retries + 1):
         reason = reachable(host, port_number)
         if reason is None:
-            print(f"wait-for-services: {service} at {host}:{port_number} is up", flush=True)
+            say(f"{service} at {host}:{port_number} is up")
             return
-        print(
-            f"wait-for-services: {service} at {host}:{port_number}: attempt {attempt}/{retries}"
-            f" failed ({reason})",
-            flush=True,
+        say(
+            f"{service} at {host}:{port_number}: attempt {attempt}/{retries} failed ({reason})",
+            level="warning",
         )
         if attempt < retries:
             time.sleep(delay)

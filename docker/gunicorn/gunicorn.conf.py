@@ -104,6 +104,65 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 control_socket_disable = True
 
 
+def _json_logconfig() -> dict | None:
+    """Gunicorn's and uvicorn's lines as one JSON object each, with the fields of the app's
+    lines (timestamp, level, logger, event, revision, exception); None without structlog,
+    which an app that writes plain logs need not have."""
+    try:
+        import structlog
+    except ImportError:
+        return None
+    revision = os.environ.get("SENEX_VERSION", "dev")
+
+    def add_revision(logger: object, method_name: str, event_dict: dict) -> dict:
+        event_dict["revision"] = revision
+        return event_dict
+
+    formatter = {
+        "()": structlog.stdlib.ProcessorFormatter,
+        "foreign_pre_chain": [
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_revision,
+        ],
+        "processors": [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
+            structlog.processors.JSONRenderer(),
+        ],
+    }
+    handlers = {
+        name: {"class": "logging.StreamHandler", "formatter": "json", "stream": stream}
+        for name, stream in (("console", "ext://sys.stdout"), ("error_console", "ext://sys.stderr"))
+    }
+    # Not propagated: the root logger's handler would write each line a second time.
+    loggers = {
+        "gunicorn.error": {
+            "level": loglevel.upper(),
+            "handlers": ["error_console"],
+            "propagate": False,
+        },
+        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": formatter},
+        "handlers": handlers,
+        "root": {"level": "INFO", "handlers": ["console"]},
+        "loggers": loggers,
+    }
+
+
+# The entrypoint resolves LOG_FORMAT (json in a container unless set) and exports it.
+if os.environ.get("LOG_FORMAT", "plain").lower() == "json":
+    logconfig_dict = _json_logconfig() or {}
+
+
 def when_ready(server) -> None:
     """Under socket activation also listen on the container's own loopback.
 
@@ -116,3 +175,14 @@ def when_ready(server) -> None:
     port = int(bind[0].rpartition(":")[2])
     server.LISTENERS.append(TCPSocket(("127.0.0.1", port), server.cfg, server.log))
     server.log.info("Listening at: http://127.0.0.1:%d (health check)", port)
+
+
+def child_exit(server, worker) -> None:
+    """Under prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by the
+    entrypoint when METRICS_ENABLED is true) a dead worker's live gauges stop counting."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    # Imported here: an app without prometheus_client runs with this file too.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
