@@ -2,9 +2,11 @@
 
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 APP_DIR = Path(__file__).resolve().parents[1]
 
@@ -64,6 +66,18 @@ def gunicorn(port: int) -> list[str]:
 
 ASGI_SERVERS = {"daphne": daphne, "gunicorn": gunicorn}
 
+# The image's Gunicorn configuration (the entrypoint's `gunicorn` route reads it).
+GUNICORN_CONFIG = APP_DIR.parent / "docker" / "gunicorn" / "gunicorn.conf.py"
+
+
+def image_gunicorn(port: int, *, workers: int = 1) -> list[str]:
+    """Gunicorn serving the app on 127.0.0.1:PORT with the image's configuration."""
+    return [
+        *(sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG)),
+        *("--bind", f"127.0.0.1:{port}", "--workers", str(workers)),
+        "senextrader.asgi:application",
+    ]
+
 
 def http_ready(url: str) -> Callable[[], None]:
     """A readiness probe: the server answers /health/simple/."""
@@ -73,6 +87,27 @@ def http_ready(url: str) -> Callable[[], None]:
             pass
 
     return probe
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object) -> None:
+        return None
+
+
+def http_get(url: str, headers: dict[str, str] | None = None) -> Answer:
+    """One GET, redirects not followed (the answer is the redirect), errors as answers."""
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 (http:// only)
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=30) as response:
+            return Answer(response.status, dict(response.headers), response.read().decode())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, dict(error.headers), error.read().decode())
 
 
 def log_says(log: Path, text: str) -> Callable[[], None]:

@@ -68,6 +68,17 @@ def test_production_settings_turn_error_reports_on_with_a_dsn() -> None:
     assert printed == ["True", "False", "http://publickey@127.0.0.1:9/1"]
 
 
+@pytest.mark.parametrize("dsn", ["", "http://publickey@127.0.0.1:9/1"], ids=["off", "on"])
+def test_websocket_errors_are_reported_through_the_asgi_middleware(dsn: str) -> None:
+    # Django's integration sees views only; Channels' consumers are seen from the ASGI app.
+    code = "from senextrader.asgi import application; print(type(application).__name__)"
+    result = run_manage("shell", "--command", code, env=production_env(SENTRY_DSN=dsn))
+
+    assert result.returncode == 0, result.stderr
+    wrapper = "SentryAsgiMiddleware" if dsn else "ProtocolTypeRouter"
+    assert result.stdout.splitlines()[-1] == wrapper
+
+
 @override_settings(ROOT_URLCONF="tests.error_urls")
 def test_an_error_in_a_view_reaches_the_receiver_without_a_secret() -> None:
     password = settings.DATABASES["default"]["PASSWORD"]

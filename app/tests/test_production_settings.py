@@ -5,13 +5,11 @@ import json
 import os
 import re
 import secrets
-import urllib.error
-import urllib.request
 
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.commands import APP_DIR, daphne, http_ready, run_manage
+from tests.commands import APP_DIR, daphne, http_get, http_ready, run_manage
 from tests.servers import Servers, free_port, running
 
 
@@ -28,6 +26,15 @@ def production_env(**overrides: str) -> dict[str, str]:
     }
     env.update(overrides)
     return {name: value for name, value in env.items() if value is not None}
+
+
+def production_server_env(
+    app_env: dict[str, str], servers: Servers, **overrides: str
+) -> dict[str, str]:
+    """production_env pointed at the test session's PostgreSQL database and Redis."""
+    return production_env(
+        **{**{name: app_env[name] for name in (*servers.env(), "DB_NAME")}, **overrides}
+    )
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEY"])
@@ -169,48 +176,56 @@ def test_collectstatic_needs_neither_database_nor_redis(tmp_path) -> None:
 
 def test_container_mode_logs_to_stdout() -> None:
     code = "import logging; logging.getLogger('senex').warning('hello')"
+    env = production_env(CONTAINER_MODE="true", LOG_FORMAT="plain")
 
-    result = run_manage("shell", "--command", code, env=production_env(CONTAINER_MODE="true"))
+    result = run_manage("shell", "--command", code, env=env)
 
     assert result.returncode == 0, result.stderr
     assert "WARNING senex hello" in result.stdout
     assert "hello" not in result.stderr
 
 
-def _get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: object) -> None:
-            return None
+def test_container_mode_logs_json_unless_told_otherwise() -> None:
+    code = "import logging; logging.getLogger('senex').warning('hello')"
+    env = production_env(CONTAINER_MODE="true", SENEX_VERSION="0123abc")
 
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        request = urllib.request.Request(url, headers=headers)  # noqa: S310 (http:// only)
-        with opener.open(request, timeout=30) as response:
-            return response.status, dict(response.headers)
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers)
+    result = run_manage("shell", "--command", code, env=env)
+
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout.splitlines()[-1])
+    assert {key: line[key] for key in ("level", "logger", "event", "revision")} == {
+        "level": "warning",
+        "logger": "senex",
+        "event": "hello",
+        "revision": "0123abc",
+    }
+    assert line["timestamp"].endswith("Z")
+
+
+def test_a_wrong_log_format_is_named() -> None:
+    result = run_manage("check", env=production_env(LOG_FORMAT="bogus"))
+
+    assert result.returncode != 0
+    assert "LOG_FORMAT must be one of json, plain, got 'bogus'" in result.stderr
 
 
 @pytest.mark.django_db
 def test_production_serves_behind_a_tls_proxy(
     app_env: dict[str, str], servers: Servers, tmp_path
 ) -> None:
-    env = production_env(
-        **{name: app_env[name] for name in (*servers.env(), "DB_NAME")},
-        CONTAINER_MODE="true",
-    )
+    env = production_server_env(app_env, servers, CONTAINER_MODE="true")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     site = {"Host": "trader.example.com"}
     log = tmp_path / "daphne.log"
 
     with running(daphne(port), env=env, cwd=APP_DIR, log=log, ready=http_ready(url), what="Daphne"):
-        health, _ = _get(f"{url}/health/", {})
-        plain, plain_headers = _get(f"{url}/accounts/login/", site)
-        proxied, proxied_headers = _get(
+        health, _, _ = http_get(f"{url}/health/")
+        plain, plain_headers, _ = http_get(f"{url}/accounts/login/", site)
+        proxied, proxied_headers, _ = http_get(
             f"{url}/accounts/login/", {**site, "X-Forwarded-Proto": "https"}
         )
-        unknown_host, _ = _get(f"{url}/accounts/login/", {"X-Forwarded-Proto": "https"})
+        unknown_host, _, _ = http_get(f"{url}/accounts/login/", {"X-Forwarded-Proto": "https"})
 
     assert health == 200
     assert plain == 301
@@ -233,7 +248,7 @@ def test_development_settings_need_no_environment() -> None:
 def test_db_ssl_mode_reaches_the_database_driver(app_env: dict[str, str], servers: Servers) -> None:
     # The test server speaks no TLS: `require` must make the connection fail, `disable` work.
     connect = "from django.db import connection; connection.ensure_connection(); print('ok')"
-    env = production_env(**{name: app_env[name] for name in (*servers.env(), "DB_NAME")})
+    env = production_server_env(app_env, servers)
 
     plain = run_manage("shell", "--command", connect, env=env)
     tls = run_manage("shell", "--command", connect, env={**env, "DB_SSL_MODE": "require"})
