@@ -32,12 +32,13 @@ def celery_command(*args: str) -> list[str]:
     return [*CELERY, *args, "--loglevel", "INFO"]
 
 
-def daphne(port: int) -> list[str]:
+def daphne(port: int, *args: str) -> list[str]:
     """The command line serving the app's ASGI application on 127.0.0.1:PORT."""
     return [
         sys.executable,
         "-m",
         "daphne",
+        *args,
         "--bind",
         "127.0.0.1",
         "--port",

@@ -11,7 +11,15 @@ from django.conf import settings
 
 from core.tasks import ping
 from senextrader.celery import app as celery_app
-from tests.commands import APP_DIR, CELERY, http_get, http_ready, image_gunicorn, log_says
+from tests.commands import (
+    APP_DIR,
+    CELERY,
+    daphne,
+    http_get,
+    http_ready,
+    image_gunicorn,
+    log_says,
+)
 from tests.servers import Servers, free_port, running, wait_until
 from tests.test_production_settings import production_server_env
 
@@ -19,6 +27,15 @@ REVISION = "4f2c9e1d0b7a"
 SITE = "trader.example.com"
 # Redis databases of these processes alone: no other worker takes their tasks.
 BROKER_DB, RESULTS_DB = 12, 13
+# Each web server as the entrypoint starts it in JSON mode, and loggers its lines must show.
+WEB_SERVERS = {
+    "gunicorn": (lambda port: image_gunicorn(port, workers=2), {"gunicorn.error", "uvicorn.error"}),
+    # Daphne's access log is plain text: the entrypoint turns it off, the app logs each request.
+    "daphne": (
+        lambda port: daphne(port, "--access-log", "/dev/null"),
+        {"daphne.server"},
+    ),
+}
 
 
 def json_lines(log: Path) -> list[dict]:
@@ -37,9 +54,11 @@ def json_lines(log: Path) -> list[dict]:
 
 # transaction: beat's heartbeat, committed by the worker, is flushed after the test.
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("web_server", sorted(WEB_SERVERS))
 def test_web_worker_and_beat_write_one_json_object_a_line(
-    app_env: dict[str, str], servers: Servers, tmp_path: Path
+    web_server: str, app_env: dict[str, str], servers: Servers, tmp_path: Path
 ) -> None:
+    web_command, web_loggers = WEB_SERVERS[web_server]
     env = production_server_env(
         app_env,
         servers,
@@ -65,12 +84,12 @@ def test_web_worker_and_beat_write_one_json_object_a_line(
 
     with (
         running(
-            image_gunicorn(port, workers=2),
+            web_command(port),
             env=env,
             cwd=APP_DIR,
             log=logs["web"],
             ready=http_ready(url),
-            what="gunicorn",
+            what=web_server,
         ),
         running(
             [*worker, "--without-gossip", "--without-mingle"],
@@ -103,7 +122,7 @@ def test_web_worker_and_beat_write_one_json_object_a_line(
         assert {"timestamp", "level", "logger", "event"} <= line.keys(), line
         assert line["timestamp"].endswith("Z"), line
     loggers = {line["logger"] for line in web}
-    assert {"gunicorn.error", "uvicorn.error"} <= loggers, loggers
+    assert web_loggers <= loggers, loggers
 
     finished = [line for line in web if line["event"] == "request_finished"]
     assert [line["request"] for line in finished] == ["GET /accounts/login/"], finished
