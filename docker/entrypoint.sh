@@ -127,7 +127,13 @@ wait_for_services() {
 maybe_migrate() {
   if is_true "${RUN_MIGRATIONS:-false}"; then
     log "RUN_MIGRATIONS is true: applying migrations before starting"
-    python manage.py migrate --noinput
+    # migrate's report is plain text: in JSON mode this line and the next stand in for it.
+    if [[ $LOG_FORMAT == json ]]; then
+      python manage.py migrate --noinput --verbosity 0
+      log "migrations applied"
+    else
+      python manage.py migrate --noinput
+    fi
   fi
 }
 
