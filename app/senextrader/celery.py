@@ -5,8 +5,10 @@ and beat write lines in the same format as the web server, and django-structlog 
 task's id, name and queue to every line logged while it runs.
 """
 
+import logging
 import logging.config
 import os
+import sys
 from typing import Any
 
 import structlog
@@ -36,7 +38,7 @@ def _apply_django_logging(**kwargs: Any) -> None:
 
 @signals.worker_ready.connect
 def _no_plain_shutdown_line(sender: Any, **kwargs: Any) -> None:
-    """In JSON mode the worker's stop (SIGTERM) prints no plain-text line of its own.
+    """In JSON mode the worker's stop (SIGTERM) prints its line as JSON (below).
 
     Celery writes "worker: Warm shutdown (MainProcess)" straight to stdout from its signal
     handler, past logging; the handler is installed again, the same but without that line.
@@ -45,6 +47,21 @@ def _no_plain_shutdown_line(sender: Any, **kwargs: Any) -> None:
 
     if settings.LOG_FORMAT == "json":
         install_worker_term_handler(sender.controller, verbose=False)
+
+
+@signals.worker_shutting_down.connect
+def _shutdown_line_in_json(how: str, **kwargs: Any) -> None:
+    """The shutdown line, rendered by the root logger's formatter and written with os.write:
+    this runs in a signal handler, where writing to a Python stream may re-enter one."""
+    from django.conf import settings
+
+    if settings.LOG_FORMAT != "json":
+        return
+    record = logging.LogRecord(
+        "celery.apps.worker", logging.INFO, __file__, 0, f"worker: {how} shutdown", None, None
+    )
+    for handler in logging.getLogger().handlers[:1]:
+        os.write(sys.__stdout__.fileno(), (handler.format(record) + "\n").encode())
 
 
 @receiver(bind_extra_task_metadata)

@@ -136,4 +136,6 @@ def test_web_worker_and_beat_write_one_json_object_a_line(
     heartbeats = [line for line in worker_lines if line.get("queue") == "trading"]
     assert {line["task"] for line in heartbeats} == {"trading.tasks.heartbeat_publish"}
     assert any("Sending due task" in line["event"] for line in beat_lines)
+    # Stopped with SIGTERM, as podman stops it: Celery's own plain line comes as JSON.
+    assert any(line["event"] == "worker: Warm shutdown" for line in worker_lines)
     assert settings.LOG_FORMAT == "plain"  # the test session itself logs plainly
