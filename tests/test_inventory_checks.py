@@ -30,6 +30,7 @@ NAMES_TASK = "Check that every senex_ variable is one a role or a play reads"
 SPEC_TASK = "Check every role's variables before changing anything"
 ADDRESS_TASK = "Check that the plain-HTTP web port stays on loopback unless a reason is given"
 EDGE_TASK = "Check the edge's settings before changing anything"
+METRICS_TASK = "Check that the metrics listen on loopback or a private address"
 SECRETS_TASK = "senex_secrets : Stop when a secret or a setting of the env file is unusable"
 POOLS_TASK = (
     "senex_stack : Check that the database pools of every host fit PostgreSQL's max_connections"
@@ -227,6 +228,23 @@ BAD_INPUTS = {
         SPEC_TASK,
         "senex_stack_edge_tls",
     ),
+    "metrics on a public address": (
+        {"senex_stack_metrics": True, "senex_stack_metrics_address": "203.0.113.7"},
+        METRICS_TASK,
+        "senex_stack_metrics_address 203.0.113.7 is not a loopback or private address",
+    ),
+    "metrics port that is no number": (
+        {
+            "senex_stack_metrics_ports": {
+                "flower": "x",
+                "postgres": 9187,
+                "redis": 9121,
+                "host": 9199,
+            }
+        },
+        SPEC_TASK,
+        "senex_stack_metrics_ports",
+    ),
     "web port on every interface": (
         {"senex_stack_web_address": "0.0.0.0"},  # noqa: S104 (the refused input)
         ADDRESS_TASK,
@@ -291,6 +309,10 @@ GOOD_INPUTS = {
         "senex_secrets_edge_tls_key": "-----BEGIN PRIVATE KEY-----",
     },
     "no edge, another name": {"senex_stack_edge": False, "senex_domain": "other.example.org"},
+    "metrics on a private address": {
+        "senex_stack_metrics": True,
+        "senex_stack_metrics_address": "10.0.0.12",
+    },
     "database pools within a raised max_connections": {
         "senex_stack_db_pool_size": 24,
         "senex_stack_db_max_connections": 125,

@@ -31,9 +31,8 @@ def test_the_configuration_matches_renovates_schema() -> None:
 def test_the_image_manager_reads_every_file_that_names_an_official_image() -> None:
     (manager,) = (m for m in CONFIG["customManagers"] if m["customType"] == "regex")
     files = [re.compile(pattern.strip("/")) for pattern in manager["managerFilePatterns"]]
-    (match_string,) = manager["matchStrings"]
-    # Renovate writes named groups the JavaScript way.
-    match_string = match_string.replace("(?<", "(?P<")
+    # The official images are the first pattern's; Renovate writes named groups the JavaScript way.
+    match_string = manager["matchStrings"][0].replace("(?<", "(?P<")
     for name, text in tracked_texts():
         named = {match.group(0) for match in OFFICIAL.finditer(text)}
         if not named:

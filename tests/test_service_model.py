@@ -19,7 +19,17 @@ sys.path.insert(0, str(ROOT / "molecule" / "testhost"))
 from stackmodel import DEFAULTS, stack_services  # noqa: E402 (after the path above)
 
 MODEL = DEFAULTS.relative_to(ROOT)
-KINDS = {"database", "cache", "oneshot", "web", "worker", "scheduler", "edge"}
+KINDS = {
+    "database",
+    "cache",
+    "oneshot",
+    "web",
+    "worker",
+    "scheduler",
+    "edge",
+    "exporter",
+    "host-exporter",
+}
 # Prose describes the services; only what runs or configures must derive them.
 PROSE = (".md",)
 

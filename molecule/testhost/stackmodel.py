@@ -14,6 +14,8 @@ import yaml
 DEFAULTS = Path(__file__).resolve().parents[2] / "roles" / "senex_stack" / "defaults" / "main.yml"
 # Kinds whose service runs once and exits; every other kind runs as long as the stack.
 ONESHOT_KINDS = frozenset({"oneshot"})
+# Kinds that run only where the inventory turns metrics on (senex_stack_metrics).
+EXPORTER_KINDS = frozenset({"exporter", "host-exporter"})
 
 
 def stack_services(defaults: Path = DEFAULTS) -> list[dict[str, Any]]:
@@ -39,9 +41,11 @@ def unit_of_kind(kind: str) -> str:
     return service_of_kind(kind)["name"]
 
 
-def long_running_units() -> list[str]:
-    """The units that are active once the stack is up, in start order."""
-    return [s["name"] for s in stack_services() if s["kind"] not in ONESHOT_KINDS]
+def long_running_units(metrics: bool = False) -> list[str]:
+    """The units that are active once the stack is up, in start order (the exporters only
+    with `metrics`)."""
+    skip = ONESHOT_KINDS | (frozenset() if metrics else EXPORTER_KINDS)
+    return [s["name"] for s in stack_services() if s["kind"] not in skip]
 
 
 def container_name(unit: str) -> str:

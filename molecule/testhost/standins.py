@@ -8,6 +8,8 @@ it as an OCI archive. Archives are cached under names that carry a hash of their
 import hashlib
 import json
 import shutil
+import sys
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -74,6 +76,56 @@ IMAGES = {
             "EXPOSE 80",
             "EXPOSE 443",
             "VOLUME /data",
+        ],
+    },
+    # The exporters: Debian's builds of the same projects, started as their images start them.
+    "postgres-exporter": {
+        "tag": "localhost/senex-standin-postgres-exporter:0",
+        "packages": ["prometheus-postgres-exporter"],
+        "user": None,
+        "entrypoint": None,
+        "changes": [
+            f"ENV PATH={PATH}",
+            'ENTRYPOINT ["/usr/bin/prometheus-postgres-exporter"]',
+            "USER 65534:65534",
+            "EXPOSE 9187",
+        ],
+    },
+    "redis-exporter": {
+        "tag": "localhost/senex-standin-redis-exporter:1",
+        "packages": ["prometheus-redis-exporter"],
+        "user": None,
+        "entrypoint": None,
+        "changes": [
+            f"ENV PATH={PATH}",
+            'ENTRYPOINT ["/usr/bin/prometheus-redis-exporter"]',
+            "USER 65534:65534",
+            "EXPOSE 9121",
+        ],
+    },
+    # Flower is not packaged by Debian: its wheel from PyPI (the version of the official
+    # image) on Debian's Celery, Tornado and Prometheus client.
+    "flower": {
+        "tag": "localhost/senex-standin-flower:2",
+        "packages": [
+            "celery",
+            "python3-redis",
+            "python3-tornado",
+            "python3-humanize",
+            "python3-prometheus-client",
+            "python3-tz",
+            "ca-certificates",
+        ],
+        "wheel": "flower==2.0.1",
+        "user": None,
+        "entrypoint": None,
+        "changes": [
+            f"ENV PATH={PATH}",
+            "ENV PYTHONUNBUFFERED=1",
+            'CMD ["celery", "flower"]',
+            "WORKDIR /data",
+            "USER 1000:1000",
+            "EXPOSE 5555",
         ],
     },
 }
@@ -146,6 +198,8 @@ def _rootfs_tarball(name: str, work: Path) -> None:
     if name == "redis":
         (root / "data").mkdir(exist_ok=True)
         shutil.chown(root / "data", 999, 999)
+    if definition.get("wheel"):
+        _install_wheel(definition["wheel"], root, work)
     if name == "caddy":
         for directory in ("config", "data", "srv"):
             (root / directory).mkdir(exist_ok=True)
@@ -154,6 +208,18 @@ def _rootfs_tarball(name: str, work: Path) -> None:
     run("tar", "--numeric-owner", "--xattrs", "-C", root, "--exclude=./dev/*",
         "-cf", work / f"{name}.tar", ".")  # fmt: skip
     shutil.rmtree(root)
+
+
+def _install_wheel(requirement: str, root: Path, work: Path) -> None:
+    """Unpack a pure-Python wheel (without its dependencies: Debian's packages are those)
+    into the root's Python path, its entry points with it."""
+    wheels = work / f"wheels-{root.name}"
+    run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+        "--dest", wheels, requirement, capture_output=True, text=True)  # fmt: skip
+    for wheel in wheels.glob("*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(root / "usr/lib/python3/dist-packages")
+    shutil.rmtree(wheels)
 
 
 def _import_and_save(name: str) -> str:
