@@ -17,7 +17,7 @@ SCRAPE = ROOT / "docs/prometheus/scrape.yml"
 ALERTS = ROOT / "docs/prometheus/alerts.yml"
 UNIT_TESTS = ROOT / "tests/prometheus/alerts_test.yml"
 OPERATIONS = ROOT / "docs/operations.md"
-JOBS = {"senex-app", "senex-flower", "senex-postgres", "senex-redis", "senex-host"}
+JOBS = {"senex_app", "senex_flower", "senex_postgres", "senex_redis", "senex_host"}
 
 PROMTOOL_RUNS = {
     "config": ["check", "config", SCRAPE],
