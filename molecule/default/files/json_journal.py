@@ -1,7 +1,8 @@
 """Checks a unit's container lines in the journal: each one JSON object, a request's with its id.
 
 Reads the journal as root (the service user's units included) since SINCE, for the user unit
-UNIT. Lines the container wrote in pieces (CONTAINER_PARTIAL_MESSAGE) are joined first.
+UNIT, long fields whole. Lines the container wrote in pieces (CONTAINER_PARTIAL_MESSAGE) are
+joined first.
 Prints what it found as one JSON object; exits 1 naming the first line that is no JSON
 object, or when no line carries a request_id.
 Usage: json_journal.py UNIT SINCE
@@ -14,14 +15,15 @@ import sys
 
 def container_lines(unit: str, since: str):
     out = subprocess.run(
-        ["journalctl", f"_SYSTEMD_USER_UNIT={unit}", "--output", "json", "--since", since],
+        # --all: without it, journalctl writes a field longer than 4096 bytes as null.
+        ["journalctl", f"_SYSTEMD_USER_UNIT={unit}", "--output", "json", "--all", "--since", since],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     pending = ""
     for entry in map(json.loads, out.splitlines()):
         if "CONTAINER_NAME" not in entry:
             continue  # systemd's own lines about the unit
-        message = entry.get("MESSAGE", "")
+        message = entry.get("MESSAGE") or ""
         if isinstance(message, list):  # journald's form for bytes that are not text
             message = bytes(message).decode(errors="replace")
         pending += message
