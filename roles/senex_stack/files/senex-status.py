@@ -38,6 +38,12 @@ def run(*argv: str) -> str:
     return result.stdout if result.returncode == 0 else ""
 
 
+def podman_containers() -> list[dict]:
+    """Every container of the service user, as `podman ps --all` describes it."""
+    out = run("podman", "ps", "--all", "--format", "json")
+    return json.loads(out) if out else []
+
+
 def services() -> list[str]:
     """The services senex.target pulls in, in systemd's order, each once."""
     out = run("systemctl", "--user", "list-dependencies", "--plain", "--no-pager", "senex.target")
@@ -198,8 +204,7 @@ METRICS = {
 
 def samples(args: argparse.Namespace):
     """(metric, labels, value) for every fact of the table."""
-    out = run("podman", "ps", "--all", "--format", "json")
-    containers = json.loads(out) if out else []
+    containers = podman_containers()
     for state in service_states(services(), containers):
         labels = {"service": state["service"]}
         yield "senex_service_up", labels, state["active"] == "active"
@@ -267,8 +272,7 @@ def main() -> None:
     if args.serve:
         serve(args)
         return
-    out = run("podman", "ps", "--all", "--format", "json")
-    containers = json.loads(out) if out else []
+    containers = podman_containers()
     states = service_states(services(), containers)
     print(table("Services", ["service", "state", "health", "revision"], service_rows(states)))
     found = queues(containers, args.env_file)
