@@ -97,6 +97,8 @@ if METRICS_ENABLED:
         *MIDDLEWARE[1:],
         "django_prometheus.middleware.PrometheusAfterMiddleware",
     ]
+# Truly last: the chain runs synchronously, in one thread per request (see its docstring).
+MIDDLEWARE.append("core.middleware.SynchronousChainMiddleware")
 
 ROOT_URLCONF = "senextrader.urls"
 WSGI_APPLICATION = "senextrader.wsgi.application"
