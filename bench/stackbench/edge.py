@@ -13,7 +13,7 @@ from stackmodel import unit_of_kind
 
 from stackbench.host import USER, WEB_PORT, BenchHost
 from stackbench.rounds import rounds_in_turn
-from stackbench.web import ab, cpu_stat_file, summary, with_cpu
+from stackbench.web import ab, cpu_stat_file, load_generator_apart, summary, with_cpu
 
 WEB, EDGE = unit_of_kind("web"), unit_of_kind("edge")
 PATHS = ("socket", "edge", "socket keep-alive", "edge keep-alive")
@@ -28,9 +28,13 @@ WRK_FIELDS = {
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(host: BenchHost, url: str, connections: int, seconds: int, name: str) -> dict:
+def wrk(
+    host: BenchHost, url: str, connections: int, seconds: int, name: str, loadgen: str = ""
+) -> dict:
     """wrk for `seconds` over `connections` kept-alive HTTP/1.1 connections, one thread."""
-    out = host.root(f"wrk --latency -t1 -c{connections} -d{seconds}s -H 'Host: {name}' {url}")
+    out = host.root(
+        f"{loadgen}wrk --latency -t1 -c{connections} -d{seconds}s -H 'Host: {name}' {url}"
+    )
     result: dict = {}
     for field, pattern in WRK_FIELDS.items():
         found = re.search(pattern, out, re.MULTILINE)
@@ -84,23 +88,26 @@ def measure_edge(host: BenchHost, args: argparse.Namespace) -> dict:
     endpoints = ("/health/simple/", stylesheet(host))
     targets = [(endpoint, path) for endpoint in endpoints for path in PATHS]
 
-    def load(url: str, keepalive: bool) -> dict:
+    def load(url: str, keepalive: bool, loadgen: str) -> dict:
         if keepalive:
-            return wrk(host, url, args.concurrency, WRK_SECONDS, name)
-        return ab(host, url, args.requests, args.concurrency, args.time_limit, name)
+            return wrk(host, url, args.concurrency, WRK_SECONDS, name, loadgen)
+        return ab(host, url, args.requests, args.concurrency, args.time_limit, name, loadgen)
 
     for endpoint, path in targets:  # warm up
         base, keepalive = bases[path]
         if not keepalive:
             ab(host, base + endpoint, 300, args.concurrency, 30, name)
     samples: dict = {}
-    for order in rounds_in_turn(targets, args.rounds):
-        for endpoint, path in order:
-            base, keepalive = bases[path]
-            url = base + endpoint
-            result = with_cpu(host, stats, lambda url=url, keep=keepalive: load(url, keep))
-            samples.setdefault(endpoint, {}).setdefault(path, []).append(result)
-            print(f"  {endpoint} {path}: {result['rps']:.0f} req/s", flush=True)
+    with load_generator_apart(host, stats) as loadgen:
+        for order in rounds_in_turn(targets, args.rounds):
+            for endpoint, path in order:
+                base, keepalive = bases[path]
+                url = base + endpoint
+                result = with_cpu(
+                    host, stats, lambda url=url, keep=keepalive: load(url, keep, loadgen)
+                )
+                samples.setdefault(endpoint, {}).setdefault(path, []).append(result)
+                print(f"  {endpoint} {path}: {result['rps']:.0f} req/s", flush=True)
     return {
         "name": name,
         "results": {

@@ -3,7 +3,9 @@ bare, in a container through a published port, and through systemd socket activa
 
 import argparse
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import PurePosixPath
 
 from stackmodel import unit_of_kind
 
@@ -182,6 +184,27 @@ def wait_http(host: BenchHost, address: str, seconds: int = 180) -> None:
     )
 
 
+@contextmanager
+def load_generator_apart(host: BenchHost, stat_files: list[str]) -> Iterator[str]:
+    """Pins the servers (every process in the cgroups of these cpu.stat files, and what they
+    fork) to every core but the last, and yields the prefix that runs the load generator on
+    the last one: neither takes the other's core. A one-core host pins nothing."""
+    cores = int(host.root("nproc"))
+    if cores < 2:
+        yield ""
+        return
+    groups = " ".join(str(PurePosixPath(stat_file).parent) for stat_file in stat_files)
+    pin = (
+        f"for pid in $(cat $(find {groups} -name cgroup.procs)); do"
+        " taskset --all-tasks --pid --cpu-list {cpus} $pid >/dev/null 2>&1 || true; done"
+    )
+    host.root(pin.format(cpus=f"0-{cores - 2}"))
+    try:
+        yield f"taskset --cpu-list {cores - 1} "
+    finally:
+        host.root(pin.format(cpus=f"0-{cores - 1}"))
+
+
 AB_FIELDS = {
     "rps": r"Requests per second:\s+([\d.]+)",
     "complete": r"Complete requests:\s+(\d+)",
@@ -199,12 +222,14 @@ def ab(
     concurrency: int,
     limit: int,
     name: str = "127.0.0.1",
+    loadgen: str = "",
 ) -> dict:
     """ApacheBench against url with `name` as Host, a new connection per request (its HTTP/1.0
-    keep-alive is not kept by uvicorn or Caddy: wrk measures kept connections)."""
+    keep-alive is not kept by uvicorn or Caddy: wrk measures kept connections); `loadgen`
+    prefixes its command (load_generator_apart)."""
     # -t first: it resets the request count that -n then bounds; -s bounds each request.
     out = host.root(
-        f"ab -q -r -t {limit} -n {requests} -c {concurrency} -s 30 -H 'Host: {name}' {url}"
+        f"{loadgen}ab -q -r -t {limit} -n {requests} -c {concurrency} -s 30 -H 'Host: {name}' {url}"
     )
     result = {}
     for name, pattern in AB_FIELDS.items():
@@ -236,23 +261,24 @@ def measure_web(host: BenchHost, args: argparse.Namespace, paths: dict, cpu_stat
     for endpoint, _, _, address in targets:  # warm up: imports, connections, caches
         ab(host, url.format(address=address, endpoint=endpoint), 300, args.concurrency, 30)
     samples: dict = {}
-    for order in rounds_in_turn(targets, args.rounds):
-        for endpoint, server, path, address in order:
-            result = with_cpu(
-                host,
-                [cpu_stats[address]],
-                lambda address=address, endpoint=endpoint: ab(
+    with load_generator_apart(host, list(cpu_stats.values())) as loadgen:
+        for order in rounds_in_turn(targets, args.rounds):
+            for endpoint, server, path, address in order:
+                result = with_cpu(
                     host,
-                    url.format(address=address, endpoint=endpoint),
-                    args.requests,
-                    args.concurrency,
-                    args.time_limit,
-                ),
-            )
-            samples.setdefault(endpoint, {}).setdefault(server, {}).setdefault(path, []).append(
-                result
-            )
-            print(f"  {endpoint} {server} {path}: {result['rps']:.0f} req/s", flush=True)
+                    [cpu_stats[address]],
+                    lambda address=address, endpoint=endpoint: ab(
+                        host,
+                        url.format(address=address, endpoint=endpoint),
+                        args.requests,
+                        args.concurrency,
+                        args.time_limit,
+                        loadgen=loadgen,
+                    ),
+                )
+                by_path = samples.setdefault(endpoint, {}).setdefault(server, {})
+                by_path.setdefault(path, []).append(result)
+                print(f"  {endpoint} {server} {path}: {result['rps']:.0f} req/s", flush=True)
     return {
         endpoint: {
             server: {
