@@ -105,6 +105,14 @@ def build(host: BenchHost, revision: str, created: str, build_args: dict[str, st
     time and each step's instruction, whether it came from the cache, and its seconds."""
     build_dir = f"{BUILD_ROOT}/bench-{revision}"
     args = build_args | {"VERSION": revision, "REVISION": revision, "CREATED": created}
+    # The runtime base the role built for these dependencies, when the Dockerfile takes one.
+    if host.ssh(f"grep -q '^ARG RUNTIME_BASE=' {build_dir}/docker/Dockerfile").returncode == 0:
+        base = host.user(
+            f"podman images --filter reference={IMAGE}-base"
+            " --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' | head -1"
+        ).strip()
+        if base:
+            args["RUNTIME_BASE"] = base
     flags = " ".join(f"--build-arg {k}={shlex.quote(v)}" for k, v in args.items())
     secret = f"{BUILD_ROOT}/ca-bundle.pem"
     # The flags containers.podman.podman_image adds: the label is its Dockerfile's sha256.
