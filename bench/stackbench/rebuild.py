@@ -206,12 +206,15 @@ def change(checkout: Path, label: str) -> None:
     git(checkout, "commit", "-q", "-am", f"A code-only change, {label}")
 
 
-def run_role(command: list[str], checkout: Path, cache: Path) -> None:
+def run_role(command: list[str], checkout: Path, cache: Path) -> dict[str, float]:
+    """Runs the image role; returns the seconds of each task (ansible.posix.profile_tasks)."""
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_NOCOLOR": "true",
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+        "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all",
     }
     extra = [
         "-e", f"senex_image_source_dir={checkout}", "-e", f"senex_image_docker_dir={checkout}",
@@ -220,6 +223,11 @@ def run_role(command: list[str], checkout: Path, cache: Path) -> None:
     result = subprocess.run([*command, *extra], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"the image role failed:\n{result.stdout[-3000:]}{result.stderr}")
+    tasks: dict[str, float] = {}
+    for found in re.finditer(r"^(.+?) -{3,} (\d+\.\d+)s$", result.stdout, re.MULTILINE):
+        name = found.group(1).strip()
+        tasks[name] = tasks.get(name, 0.0) + float(found.group(2))
+    return tasks
 
 
 def measure_rebuild(host: BenchHost, args: argparse.Namespace) -> dict:
@@ -253,7 +261,7 @@ def measure_rebuild(host: BenchHost, args: argparse.Namespace) -> dict:
             # `current` ends on this revision, as after any deploy; nothing restarts).
             start = time.monotonic()
             change(checkout, f"round {number + 1} through the role")
-            run_role(command, checkout, cache)
+            role_tasks = run_role(command, checkout, cache)
             role_seconds = time.monotonic() - start
             start = time.monotonic()
             change(checkout, f"round {number + 1}")
@@ -267,6 +275,7 @@ def measure_rebuild(host: BenchHost, args: argparse.Namespace) -> dict:
                 {
                     "total_seconds": total,
                     "role_seconds": role_seconds,
+                    "role_tasks": role_tasks,
                     "commit_seconds": committed - start,
                     "archive_seconds": archived - committed,
                     "archive_bytes": app_tar.stat().st_size + docker_tar.stat().st_size,
@@ -284,8 +293,9 @@ def measure_rebuild(host: BenchHost, args: argparse.Namespace) -> dict:
             )
             for archive_file in archives.iterdir():
                 archive_file.unlink()
+    # The role's prune may have removed the old rollback image (no container uses it).
     for tag, image_id in tags.items():
-        host.user(f"podman tag {image_id} {IMAGE}:{tag}")
+        host.user(f"! podman image exists {image_id} || podman tag {image_id} {IMAGE}:{tag}")
     host.user(
         f"podman rmi --force {TAG} >/dev/null; rm -rf {BUILD_ROOT}/bench-*;"
         " podman image prune --force --filter label=org.opencontainers.image.title=senex-trader"
@@ -300,6 +310,10 @@ def measure_rebuild(host: BenchHost, args: argparse.Namespace) -> dict:
         "archive_bytes": rounds[-1]["archive_bytes"] if rounds else 0,
         "results": {key: spread([r[key] for r in rounds]) for key in figures},
         "steps": step_spreads(rounds),
+        "role_tasks": {
+            name: spread([r["role_tasks"].get(name, 0.0) for r in rounds])
+            for name in (rounds[0]["role_tasks"] if rounds else {})
+        },
         "samples": rounds,
     }
 

@@ -213,8 +213,14 @@ def rebuild_rows(b: dict) -> list[str]:
         f"    copy to the host                {cell('copy_seconds')}",
         f"    unpack as the service user      {cell('unpack_seconds')}",
         f"    podman build                    {cell('build_seconds')}",
-        "  build steps that ran again (the rest came from the cache):",
     ]
+    tasks = sorted(b.get("role_tasks", {}).items(), key=lambda t: -t[1]["median"])
+    if tasks:
+        rest = sum(t["median"] for _, t in tasks[8:])
+        rows.append("  the role's costliest tasks (median s):")
+        rows += [f"    {t['median']:>5.1f}  {name[:80]}" for name, t in tasks[:8]]
+        rows.append(f"    {rest:>5.1f}  the other {len(tasks) - 8} tasks")
+    rows.append("  build steps of the direct path that ran again, or took 0.5 s or more:")
     for step in b["steps"]:
         if step["ran"] or step["seconds"]["median"] >= 0.5:
             d = step["seconds"]
