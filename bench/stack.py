@@ -22,7 +22,13 @@ measures inside it, on loopback only, every load bounded in requests and in time
   unit's memory per connection, and broadcasts through the channel layer timed from sending to
   arrival on every connection;
 - memory: each service's resident memory once the stack is idle, and the stack's total;
-- deployment: image size, bare host to healthy stack, a no-op re-deploy and its changed count.
+- deployment: image size, bare host to healthy stack, a no-op re-deploy and its changed count;
+- the database pool: the bare app on /trading/heartbeats/ with Django's own pool against the
+  same app without one through a bare PgBouncer (transaction pooling), with the CPU of the
+  web server, PgBouncer and PostgreSQL per request;
+- rebuild: a code-only change (one view) to the new image on the host, as the image role
+  builds it (commit, git archive, copy, unpack, podman build with the layer cache), each phase
+  and each build step that ran again timed.
 
 Pairs run back to back, several rounds, in alternating order; the table shows the median and
 the spread (min-max), and the machine's load average. The table is printed and written with
@@ -52,13 +58,15 @@ from stackbench.host import (
     reset,
     start_bare_services,
 )
+from stackbench.pgbouncer import measure_pgbouncer
+from stackbench.rebuild import measure_rebuild
 from stackbench.report import RESULTS, revision, write
 from stackbench.roundtrip import measure_roundtrip
 from stackbench.stores import measure_postgres, measure_redis, postgres_version
 from stackbench.web import measure_web, start_web_servers
 
 # What the benchmark measures, in order; --parts picks some.
-PARTS = ("web", "edge", "celery", "websockets", "postgres", "redis")
+PARTS = ("web", "edge", "celery", "websockets", "postgres", "redis", "pgbouncer", "rebuild")
 
 
 def main() -> None:
@@ -110,7 +118,7 @@ def main() -> None:
 
         pg_major = postgres_version(host).split(".")[0]
         bare = {}
-        if {"web", "edge", "celery", "postgres", "redis"} & set(parts):
+        if {"web", "edge", "celery", "postgres", "redis", "pgbouncer"} & set(parts):
             print("Setting up the bare services", flush=True)
             install_bare_packages(host, pg_major)
             copy_app_from_image(host)
@@ -146,6 +154,12 @@ def main() -> None:
         if "redis" in parts:
             print("Measuring Redis", flush=True)
             report["redis"] = measure_redis(host, args, bare)
+        if "pgbouncer" in parts:
+            print("Measuring Django's pool against PgBouncer", flush=True)
+            report["pgbouncer"] = measure_pgbouncer(host, args, bare)
+        if "rebuild" in parts:
+            print("Measuring a code-only rebuild", flush=True)
+            report["rebuild"] = measure_rebuild(host, args)
         report["machine"]["load_end"] = loadavg()
     finally:
         if not args.keep:

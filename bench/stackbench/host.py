@@ -20,8 +20,9 @@ SSH_PORT = int(os.environ.get("SENEX_STACK_BENCH_SSH_PORT", "2281"))
 WEB_PORT = int(os.environ.get("SENEX_STACK_BENCH_WEB_PORT", "18081"))
 # The test host shares this machine's loopback. Everything the benchmark starts besides the
 # stack listens on addresses of its own in 127.0.81.0/24 (all of 127/8 is loopback), so it
-# takes no port another test host might use.
-NET = "127.0.81"
+# takes no port another test host might use; two bench hosts running at once each need their
+# own (SENEX_STACK_BENCH_NET, the first three numbers).
+NET = os.environ.get("SENEX_STACK_BENCH_NET", "127.0.81")
 BARE_PG, BARE_REDIS = (f"{NET}.1", 15432), (f"{NET}.1", 16379)
 USER = "senex"
 PLAYBOOK = [

@@ -161,6 +161,74 @@ def web_rows(w: dict) -> list[str]:
     return out
 
 
+def pgbouncer_rows(p: dict) -> list[str]:
+    """The bare app with Django's pool against the same app without one through PgBouncer."""
+    pool = p["results"]["pool"]["rps"]["median"]
+    rows = [
+        "",
+        f"Django's pool against PgBouncer: {p['endpoint']}, the bare app (Gunicorn+uvicorn,"
+        f" {p['workers']} workers), ApacheBench -n {p['requests']} -c {p['concurrency']}"
+        f" -t {p['time_limit']}, {p['rounds']} rounds alternating; pool = psycopg's pool of"
+        f" {p['pool_size']} per worker, pgbouncer = no pool (a connection per request) through"
+        f" {p['pgbouncer_version']}, transaction pooling, {p['pgbouncer_pool_size']} server"
+        " connections; CPU s/1k: web = the app's cgroup, bouncer = PgBouncer's, server = the"
+        " two together, PostgreSQL = the database's (not in server)",
+        f"{'path':<11}{'req/s':>8} {'[min-max]':<13}{'p50 ms':>7}{'p99 ms':>7}{'vs pool':>9}"
+        f"{'web':>7}{'bouncer':>9}{'server':>8}{'PostgreSQL':>12}{'failed':>8}",
+    ]
+    for path, cell in p["results"].items():
+        rps = cell["rps"]
+
+        def cpu(key: str, cell: dict = cell) -> str:
+            return f"{cell[key]['median'] / 1000:.2f}"
+
+        rows.append(
+            f"{path:<11}{rps['median']:>8.0f} {f'[{rps["min"]:.0f}-{rps["max"]:.0f}]':<13}"
+            f"{cell['p50_ms']['median']:>7.0f}{cell['p99_ms']['median']:>7.0f}"
+            f"{ratio(rps['median'], pool):>9}{cpu('web_cpu_ms_per_1k'):>7}"
+            f"{cpu('pgbouncer_cpu_ms_per_1k'):>9}{cpu('cpu_ms_per_1k'):>8}"
+            f"{cpu('postgres_cpu_ms_per_1k'):>12}{cell['failed']:>8.0f}"
+        )
+    return rows
+
+
+def rebuild_rows(b: dict) -> list[str]:
+    """A code-only rebuild: each phase, then each build step that ran again."""
+    res = b["results"]
+
+    def cell(key: str) -> str:
+        d = res[key]
+        return f"{d['median']:>6.1f} [{d['min']:.1f}-{d['max']:.1f}]"
+
+    rows = [
+        "",
+        f"Code-only rebuild: {b['changed_file']} changed, committed, archived, copied to the host"
+        f" and built with the layer cache as the image role does, {b['rounds']} rounds; seconds,"
+        " median [min-max]",
+        f"  through the image role (ansible)  {cell('role_seconds')}",
+        f"  directly: change to new image     {cell('total_seconds')}",
+        f"    commit                          {cell('commit_seconds')}",
+        f"    git archive (app/, docker/)     {cell('archive_seconds')}"
+        f"  ({b['archive_bytes'] / 1e6:.1f} MB)",
+        f"    copy to the host                {cell('copy_seconds')}",
+        f"    unpack as the service user      {cell('unpack_seconds')}",
+        f"    podman build                    {cell('build_seconds')}",
+    ]
+    tasks = sorted(b.get("role_tasks", {}).items(), key=lambda t: -t[1]["median"])
+    if tasks:
+        rest = sum(t["median"] for _, t in tasks[8:])
+        rows.append("  the role's costliest tasks (median s):")
+        rows += [f"    {t['median']:>5.1f}  {name[:80]}" for name, t in tasks[:8]]
+        rows.append(f"    {rest:>5.1f}  the other {len(tasks) - 8} tasks")
+    rows.append("  build steps of the direct path that ran again, or took 0.5 s or more:")
+    for step in b["steps"]:
+        if step["ran"] or step["seconds"]["median"] >= 0.5:
+            d = step["seconds"]
+            mark = "" if step["ran"] else " (cached)"
+            rows.append(f"    {d['median']:>5.1f} s  {step['instruction'][:80]}{mark}")
+    return rows
+
+
 def table(r: dict) -> str:
     out = []
     m = r["machine"]
@@ -195,6 +263,10 @@ def table(r: dict) -> str:
         out.extend(celery_rows(r["celery"]))
     if "websockets" in r:
         out.extend(websocket_rows(r["websockets"]))
+    if "pgbouncer" in r:
+        out.extend(pgbouncer_rows(r["pgbouncer"]))
+    if "rebuild" in r:
+        out.extend(rebuild_rows(r["rebuild"]))
     mem = r["memory"]
     out.append("")
     out.append(f"Memory, idle after start ({mem['source']})")

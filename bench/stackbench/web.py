@@ -21,7 +21,15 @@ ENDPOINTS = ("/health/simple/", "/trading/heartbeats/")
 NO_POOL = "no pool"
 
 
-def start_bare_web(host: BenchHost, server: str, address: str) -> None:
+def start_bare_web(
+    host: BenchHost,
+    server: str,
+    address: str,
+    unit: str = "",
+    env_file: str = "/etc/senex-bench/bare.env",
+) -> None:
+    """Runs `server` bare as the service user in a transient unit (senex-bench-bare-SERVER
+    unless `unit` names another), with the bare services' environment unless `env_file`."""
     if server == "daphne":
         command = (
             f"/opt/venv/bin/daphne --bind {address} --port {WEB_PORT} senextrader.asgi:application"
@@ -32,8 +40,8 @@ def start_bare_web(host: BenchHost, server: str, address: str) -> None:
             f" --bind {address}:{WEB_PORT} senextrader.asgi:application"
         )
     host.root(
-        f"systemd-run --quiet --unit senex-bench-bare-{server} -p User={USER}"
-        " -p WorkingDirectory=/app -p EnvironmentFile=/etc/senex-bench/bare.env"
+        f"systemd-run --quiet --unit {unit or f'senex-bench-bare-{server}'} -p User={USER}"
+        f" -p WorkingDirectory=/app -p EnvironmentFile={env_file}"
         f" -p KillMode=mixed {command}"
     )
 
