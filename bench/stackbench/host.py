@@ -73,13 +73,26 @@ def quadlet_dir() -> str:
     return f"/home/{USER}/.config/containers/systemd"
 
 
-def deploy(log: Path) -> tuple[float, int]:
-    """Runs the sandbox playbook against the host; returns its wall time and changed count."""
+# Where a deploy's seconds go: ansible.posix's profile_tasks prints every task's wall time
+# at the end ("name ---- 1.23s", slowest first).
+SLOWEST_TASK = re.compile(r"^(\S.*?) -+ (\d+\.\d+)s$", re.MULTILINE)
+
+
+def slowest_tasks(output: str, count: int = 8) -> list[tuple[str, float]]:
+    """The tasks that took longest, from profile_tasks' recap at the end of the output."""
+    recap = output.rsplit("TASKS RECAP", 1)[-1] if "TASKS RECAP" in output else ""
+    return [(name, float(seconds)) for name, seconds in SLOWEST_TASK.findall(recap)][:count]
+
+
+def deploy(log: Path) -> tuple[float, int, list[tuple[str, float]]]:
+    """Runs the sandbox playbook against the host; returns its wall time, changed count and
+    slowest tasks."""
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "ANSIBLE_NOCOLOR": "true",
         "ANSIBLE_FORCE_COLOR": "false",
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
     }
     start = time.monotonic()
     result = subprocess.run(PLAYBOOK, env=env, capture_output=True, text=True, check=False)
@@ -90,7 +103,7 @@ def deploy(log: Path) -> tuple[float, int]:
     recap = re.search(rf"^{HOST_NAME}\s*:\s*ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)
     if recap is None:
         sys.exit(f"no PLAY RECAP line for {HOST_NAME} in {log}")
-    return seconds, int(recap.group(1))
+    return seconds, int(recap.group(1)), slowest_tasks(result.stdout)
 
 
 def boot_and_deploy(log: Path) -> dict:
@@ -101,8 +114,12 @@ def boot_and_deploy(log: Path) -> dict:
     start = time.monotonic()
     testhost("create", HOST_NAME, "--ssh-port", str(SSH_PORT))
     deployment: dict = {"host_create_seconds": time.monotonic() - start}
-    deployment["deploy_seconds"], deployment["deploy_changed"] = deploy(log / "deploy.log")
-    deployment["redeploy_seconds"], deployment["redeploy_changed"] = deploy(log / "redeploy.log")
+    deployment["deploy_seconds"], deployment["deploy_changed"], _ = deploy(log / "deploy.log")
+    (
+        deployment["redeploy_seconds"],
+        deployment["redeploy_changed"],
+        deployment["redeploy_slowest"],
+    ) = deploy(log / "redeploy.log")
     return deployment
 
 

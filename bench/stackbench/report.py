@@ -292,6 +292,10 @@ def table(r: dict) -> str:
     out.append(
         f"  no-op re-deploy: {dep['redeploy_seconds']:.1f} s, changed={dep['redeploy_changed']}"
     )
+    if dep.get("redeploy_slowest"):
+        out.append("  where the no-op re-deploy's seconds go (its slowest tasks):")
+        for name, seconds in dep["redeploy_slowest"]:
+            out.append(f"    {seconds:6.2f} s  {name}")
     return "\n".join(out)
 
 
