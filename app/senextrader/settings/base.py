@@ -177,11 +177,16 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # Redis pub/sub: a group_send is one PUBLISH, which each web process subscribed to the
+        # group receives once and hands to its own consumers' queues in memory. The list-based
+        # RedisChannelLayer queued it per process and woke every consumer through a shared
+        # receive lock: a broadcast to 1,000 connections took about twice as long (measured, see
+        # docs/performance.md). Pub/sub keeps nothing: a message published while a process is
+        # not subscribed (Redis restarting) is lost; the status page's next heartbeat follows.
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            # channels_redis waits for messages with a blocking read of 5 s; redis-py 8 gives
-            # every socket a 5 s read timeout by default, which tore idle WebSockets down.
-            # Longer than the blocking read, but still bounded so a dead connection is noticed.
+            # Bounds every command (PUBLISH, SUBSCRIBE) on a connection that died; the
+            # subscriber polls with its own short timeout, so an idle one is not torn down.
             # A pooled connection that Redis closed (a restart) fails its next command once:
             # retried once on a new connection, so the first request after a restart passes.
             "hosts": [
@@ -191,9 +196,6 @@ CHANNEL_LAYERS = {
                     "retry_on_error": [RedisConnectionError],
                 }
             ],
-            "capacity": 1500,
-            "expiry": 60,
-            "group_expiry": 300,
         },
     }
 }
