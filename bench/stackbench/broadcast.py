@@ -6,7 +6,7 @@ import json
 import shlex
 
 from stackbench.host import MEMORY_FUNCTION, WEB_PORT, BenchHost, unit_cgroup
-from stackbench.web import WEB
+from stackbench.web import WEB, wait_http
 
 # Runs in the web container (`manage.py shell --command`): a session for a bench user, whose
 # cookie the clients send.
@@ -44,7 +44,7 @@ for number in range({count}):
 CLIENT = (
     MEMORY_FUNCTION
     + r"""
-import json, selectors, socket, statistics, struct, subprocess, sys, time
+import json, os, selectors, socket, statistics, struct, subprocess, sys, time
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.http11 import Response
@@ -58,11 +58,25 @@ SO_TIMESTAMPNS = 35
 TIMESPEC = struct.Struct("@qq")
 uri = parse_uri(url)
 selector = selectors.DefaultSelector()
-kernel, seen, errors = [], [], []
+kernel, seen, errors, others = [], [], [], []
 per_broadcast = {}
 
 def memory():
     return cgroup_memory(group)[0]
+
+def process_ticks():
+    # CPU clock ticks of each process in the web unit's cgroup: the workers that are there
+    # before the broadcasts, not the sender that `podman exec` adds during them.
+    ticks = {}
+    for directory, _, files in os.walk(group):
+        if "cgroup.procs" in files:
+            for pid in open(os.path.join(directory, "cgroup.procs")).read().split():
+                try:
+                    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                ticks[pid] = int(fields[11]) + int(fields[12])
+    return ticks
 
 class Connection:
     def __init__(self):
@@ -116,6 +130,8 @@ class Connection:
                     if message.get("type") != "connected":
                         return self.fail(f"first message: {message}")
                     self.opened = True
+                elif message.get("type") != "bench":
+                    others.append(message.get("type"))
                 elif message.get("type") == "bench":
                     now = time.time()
                     stamp = arrived or now
@@ -148,10 +164,17 @@ open_seconds = time.monotonic() - start
 opened = sum(c.opened and not c.failed for c in connections)
 pump(lambda: False, time.monotonic() + 2)
 with_open = memory()
+ticks_before = process_ticks()
+others.clear()
 sender = subprocess.Popen(trigger)
 pump(lambda: sender.poll() is not None, time.monotonic() + broadcasts + 120)
 pump(lambda: len(kernel) >= opened * broadcasts, time.monotonic() + 30)
 sender.kill() if sender.poll() is None else None
+ticks_after = process_ticks()
+cpu_seconds = sum(ticks_after[pid] - ticks for pid, ticks in ticks_before.items()
+                  if pid in ticks_after) / os.sysconf("SC_CLK_TCK")
+# Other broadcasts in the same time (the beat's heartbeats) cost the server as much.
+every_broadcast = broadcasts + round(len(others) / max(opened, 1))
 for c in connections:
     if not c.failed:
         c.protocol.send_close()
@@ -175,6 +198,8 @@ print("BROADCAST " + json.dumps({
     "seen_p50_ms": statistics.median(ordered_seen) if ordered_seen else None,
     "seen_p99_ms": quantile(ordered_seen, 99),
     "spread_median_ms": statistics.median(spreads) if spreads else None,
+    "cpu_seconds": cpu_seconds, "other_broadcasts": every_broadcast - broadcasts,
+    "cpu_ms_per_broadcast": cpu_seconds * 1000 / every_broadcast,
     "sender_exit": sender.returncode,
 }))
 """
@@ -190,6 +215,10 @@ def session_cookie(host: BenchHost) -> str:
 
 
 def measure_broadcast(host: BenchHost, args: argparse.Namespace) -> dict:
+    # Fresh workers: a worker keeps the heap that an earlier run's connections grew, which on a
+    # reused host hid most of the memory per connection (11 KB against 111 KB).
+    host.user(f"systemctl --user restart {WEB}.service")
+    wait_http(host, "127.0.0.1")
     cookie = session_cookie(host)
     group = unit_cgroup(host, f"{WEB}.service")
     shell = f'cd && podman exec {WEB} python manage.py shell --command "$0"'
