@@ -178,11 +178,13 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 CHANNEL_LAYERS = {
     "default": {
         # Redis pub/sub: a group_send is one PUBLISH, which each web process subscribed to the
-        # group receives once and hands to its own consumers' queues in memory. The list-based
-        # RedisChannelLayer queued it per process and woke every consumer through a shared
-        # receive lock: a broadcast to 1,000 connections took about twice as long (measured, see
-        # docs/performance.md). Pub/sub keeps nothing: a message published while a process is
-        # not subscribed (Redis restarting) is lost; the status page's next heartbeat follows.
+        # group receives once and hands to its consumers in memory. It cost the web workers
+        # about as much CPU per broadcast as the list-based RedisChannelLayer (measured, see
+        # docs/performance.md), but an open WebSocket outlives a Redis restart (the subscriber
+        # subscribes again) and a
+        # full Redis (PUBLISH is not a write), where RedisChannelLayer's waiting consumers
+        # failed and closed every page. Pub/sub keeps nothing: what is published while a
+        # process is not subscribed is lost; the status page's next heartbeat follows.
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
             # Bounds every command (PUBLISH, SUBSCRIBE) on a connection that died; the
