@@ -123,6 +123,9 @@ def main() -> None:
             install_bare_packages(host, pg_major)
             copy_app_from_image(host)
             bare = start_bare_services(host, pg_major)
+        elif "websockets" in parts:
+            # The WebSocket client runs with the image's Python and its `websockets`.
+            copy_app_from_image(host)
         if "web" in parts:
             print("Measuring the web servers", flush=True)
             servers = start_web_servers(host)

@@ -3,14 +3,22 @@ session cookie, and a heartbeat published by a real Celery worker through channe
 
 import http.cookiejar
 import json
+import time
 import urllib.parse
 import urllib.request
 
 import pytest
+import redis
+from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.utils.module_loading import import_string
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from tests.commands import APP_DIR, daphne, http_ready
+from tests.servers import CACHE_DB, free_port, redis_server, running
+from trading.services import STATUS_GROUP
 from trading.tasks import heartbeat_publish
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,11 +95,12 @@ def test_websocket_from_another_origin_is_refused(
     assert refused.value.response.status_code == 403
 
 
-def test_an_idle_websocket_outlives_the_channel_layers_blocking_read(
+def test_an_idle_websocket_outlives_the_redis_read_timeout(
     live_server_url: str, celery_worker: str, trader_session: str
 ) -> None:
-    # channels_redis waits for messages with a blocking BZPOPMIN of 5 s; a Redis client whose
-    # socket timeout is not longer than that drops every idle consumer (redis-py 8 defaults to 5 s).
+    # The channel layer's subscriber waits on Redis with nothing to read; a wait bounded by a
+    # socket timeout (redis-py 8 defaults to 5 s) that tears the connection down would drop
+    # every idle consumer.
     idle = 8
     with _open(live_server_url, session=trader_session) as socket:
         assert _receive(socket)["type"] == "connected"
@@ -103,3 +112,50 @@ def test_an_idle_websocket_outlives_the_channel_layers_blocking_read(
         while received.get("sequence") != sent["sequence"]:
             received = _receive(socket)
         assert received == sent
+
+
+def _broadcast_until_received(layer: object, socket: ClientConnection) -> dict:
+    """Broadcasts a numbered message every half second until one arrives; returns it."""
+    send = async_to_sync(layer.group_send)
+    deadline = time.monotonic() + WAIT
+    number = 0
+    while True:
+        number += 1
+        send(STATUS_GROUP, {"type": "status.heartbeat", "payload": {"number": number}})
+        try:
+            return json.loads(socket.recv(timeout=0.5))
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def test_an_open_websocket_receives_broadcasts_again_after_redis_restarts(
+    app_env: dict[str, str], tmp_path
+) -> None:
+    # What is broadcast while Redis is down is lost, but a page that stays open must get the
+    # broadcasts after it: the server's subscriber must subscribe again by itself. (With
+    # channels_redis' list-based layer the waiting consumer failed: closed with 1011.)
+    get_user_model().objects.create_user("trader", password="pw-trader")
+    with redis_server() as own:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {**app_env, "REDIS_URL": own.url(CACHE_DB)}
+        log = tmp_path / "daphne.log"
+        with running(
+            daphne(port), env=env, cwd=APP_DIR, log=log, ready=http_ready(url), what="Daphne"
+        ):
+            session = _log_in(url, "trader", "pw-trader")
+            # The configured layer, on this test's Redis.
+            layer = import_string(settings.CHANNEL_LAYERS["default"]["BACKEND"])(
+                hosts=[own.url(CACHE_DB)]
+            )
+            with _open(url, session=session) as socket:
+                assert _receive(socket)["type"] == "connected"
+                before = _broadcast_until_received(layer, socket)
+
+                redis.Redis.from_url(own.url(CACHE_DB)).shutdown(nosave=True)
+                with redis_server(port=own.port):
+                    after = _broadcast_until_received(layer, socket)
+
+    assert before == {"number": 1}
+    assert "number" in after

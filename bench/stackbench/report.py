@@ -126,7 +126,11 @@ def websocket_rows(ws: dict) -> list[str]:
         f" memory per connection ({ws['memory_source']})",
         f"  {ws['broadcasts']} broadcasts: {ws['delivered']} of {ws['expected']} delivered,"
         f" sent to arrival p50 {ws['p50_ms']:.1f} ms, p99 {ws['p99_ms']:.1f} ms,"
-        f" max {ws['max_ms']:.1f} ms",
+        f" max {ws['max_ms']:.1f} ms (the kernel's receive time); first to last arrival of one"
+        f" broadcast, median {ws['spread_median_ms']:.1f} ms; as the client got round to them"
+        f" p50 {ws['seen_p50_ms']:.1f} ms, p99 {ws['seen_p99_ms']:.1f} ms",
+        f"  the web workers' CPU: {ws['cpu_ms_per_broadcast']:.0f} ms per broadcast"
+        f" ({ws['cpu_seconds']:.2f} s for {ws['broadcasts']} and {ws['other_broadcasts']} other)",
     ]
 
 

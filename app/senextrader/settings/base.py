@@ -179,11 +179,18 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # Redis pub/sub: a group_send is one PUBLISH, which each web process subscribed to the
+        # group receives once and hands to its consumers in memory. It cost the web workers
+        # about as much CPU per broadcast as the list-based RedisChannelLayer (measured, see
+        # docs/performance.md), but an open WebSocket outlives a Redis restart (the subscriber
+        # subscribes again) and a
+        # full Redis (PUBLISH is not a write), where RedisChannelLayer's waiting consumers
+        # failed and closed every page. Pub/sub keeps nothing: what is published while a
+        # process is not subscribed is lost; the status page's next heartbeat follows.
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            # channels_redis waits for messages with a blocking read of 5 s; redis-py 8 gives
-            # every socket a 5 s read timeout by default, which tore idle WebSockets down.
-            # Longer than the blocking read, but still bounded so a dead connection is noticed.
+            # Bounds every command (PUBLISH, SUBSCRIBE) on a connection that died; the
+            # subscriber polls with its own short timeout, so an idle one is not torn down.
             # A pooled connection that Redis closed (a restart) fails its next command once:
             # retried once on a new connection, so the first request after a restart passes.
             "hosts": [
@@ -193,9 +200,6 @@ CHANNEL_LAYERS = {
                     "retry_on_error": [RedisConnectionError],
                 }
             ],
-            "capacity": 1500,
-            "expiry": 60,
-            "group_expiry": 300,
         },
     }
 }
