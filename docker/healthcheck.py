@@ -31,6 +31,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -144,12 +145,24 @@ def check_worker(node: str) -> int:
     return 0
 
 
+def redis_py_url(broker_url: str) -> str:
+    """The broker URL as redis-py takes it: kombu's redis+socket://...?virtual_host=N (a Unix
+    socket) is redis-py's unix://...?db=N; other URLs are the same for both."""
+    url = urlsplit(broker_url)
+    if url.scheme != "redis+socket":
+        return broker_url
+    query = [
+        ("db" if name == "virtual_host" else name, value) for name, value in parse_qsl(url.query)
+    ]
+    return urlunsplit(("unix", url.netloc, url.path, urlencode(query), ""))
+
+
 def check_beat() -> int:
     import redis
 
     app = celery_app()
     client = redis.Redis.from_url(
-        app.conf.broker_url,
+        redis_py_url(app.conf.broker_url),
         socket_connect_timeout=ANSWER_SECONDS,
         socket_timeout=ANSWER_SECONDS,
     )

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Wait until PostgreSQL and Redis accept TCP connections, with bounded retries.
+"""Wait until PostgreSQL and Redis accept connections, with bounded retries.
 
 Exits 69 when a service never answered, 64 when a setting is invalid.
 Reads DB_HOST/DB_PORT and REDIS_URL (or the file REDIS_URL_FILE names), WAIT_RETRIES
-(default 30) and WAIT_DELAY (seconds, default 2). Prints every attempt with host:port only:
-REDIS_URL carries a password, so the URL itself is never printed. With LOG_FORMAT=json (the
+(default 30) and WAIT_DELAY (seconds, default 2). A DB_HOST that is a directory (starts with /)
+and a unix:// REDIS_URL are Unix sockets, as libpq and redis-py take them: the socket file
+(DB_HOST/.s.PGSQL.DB_PORT, the URL's path) must accept a connection. Prints every attempt with
+host:port or the socket's path only: REDIS_URL carries a password, so the URL itself is never
+printed. With LOG_FORMAT=json (the
 entrypoint exports it) each line is one JSON object, like the app's.
 """
 
@@ -75,46 +78,71 @@ def redis_url() -> str:
     return os.environ.get("REDIS_URL", "redis://localhost:6379/0")
 
 
-def targets() -> list[tuple[str, str, int, str]]:
-    """(service, host, port, the variables that set them)."""
+# Where a service listens: (host, port) over TCP, or the path of a Unix socket.
+Address = tuple[str, int] | str
+
+REDIS_FORMS = "redis://[:PASSWORD@]HOST:PORT/DB or unix://[:PASSWORD@]/PATH/TO/SOCKET?db=DB"
+
+
+def targets() -> list[tuple[str, Address, str]]:
+    """(service, where it listens, the variables that set it)."""
     db_host = os.environ.get("DB_HOST", "localhost")
     db_port = port("DB_PORT", os.environ.get("DB_PORT", "5432"))
+    # libpq: a host that starts with / is the directory of the server's socket.
+    database: Address = (
+        f"{db_host}/.s.PGSQL.{db_port}" if db_host.startswith("/") else (db_host, db_port)
+    )
     try:
         url = urlsplit(redis_url())
         redis_host, redis_port = url.hostname, url.port or 6379
     except ValueError:
-        fail("REDIS_URL is not a valid URL; expected redis://[:PASSWORD@]HOST:PORT/DB")
-    if url.scheme not in ("redis", "rediss") or not redis_host:
-        fail("REDIS_URL must look like redis://[:PASSWORD@]HOST:PORT/DB")
+        fail(f"REDIS_URL is not a valid URL; expected {REDIS_FORMS}")
+    if url.scheme == "unix" and url.path.startswith("/"):
+        cache: Address = url.path
+    elif url.scheme in ("redis", "rediss") and redis_host:
+        cache = (redis_host, redis_port)
+    else:
+        fail(f"REDIS_URL must look like {REDIS_FORMS}")
     return [
-        ("PostgreSQL", db_host, db_port, "DB_HOST and DB_PORT"),
-        ("Redis", redis_host, redis_port, "REDIS_URL"),
+        ("PostgreSQL", database, "DB_HOST and DB_PORT"),
+        ("Redis", cache, "REDIS_URL"),
     ]
 
 
-def reachable(host: str, port_number: int) -> str | None:
-    """None when a TCP connection succeeds, else the reason it did not."""
+def described(address: Address) -> str:
+    return address if isinstance(address, str) else f"{address[0]}:{address[1]}"
+
+
+def reachable(address: Address) -> str | None:
+    """None when a connection succeeds, else the reason it did not."""
     try:
-        with socket.create_connection((host, port_number), timeout=CONNECT_TIMEOUT):
-            return None
+        if isinstance(address, str):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+                unix.settimeout(CONNECT_TIMEOUT)
+                unix.connect(address)
+        else:
+            with socket.create_connection(address, timeout=CONNECT_TIMEOUT):
+                pass
     except OSError as error:
         return error.strerror or str(error)
+    return None
 
 
-def wait(service: str, host: str, port_number: int, variables: str, retries: int, delay: float):
+def wait(service: str, address: Address, variables: str, retries: int, delay: float) -> None:
+    where = described(address)
     for attempt in range(1, retries + 1):
-        reason = reachable(host, port_number)
+        reason = reachable(address)
         if reason is None:
-            say(f"{service} at {host}:{port_number} is up")
+            say(f"{service} at {where} is up")
             return
         say(
-            f"{service} at {host}:{port_number}: attempt {attempt}/{retries} failed ({reason})",
+            f"{service} at {where}: attempt {attempt}/{retries} failed ({reason})",
             level="warning",
         )
         if attempt < retries:
             time.sleep(delay)
     fail(
-        f"{service} at {host}:{port_number} did not answer after {retries}"
+        f"{service} at {where} did not answer after {retries}"
         f" attempt{'s' if retries > 1 else ''};"
         f" check {variables} (or raise WAIT_RETRIES/WAIT_DELAY if it starts slowly)",
         EX_UNAVAILABLE,
@@ -124,8 +152,8 @@ def wait(service: str, host: str, port_number: int, variables: str, retries: int
 def main() -> None:
     retries = positive_int("WAIT_RETRIES", "30")
     delay = seconds("WAIT_DELAY", "2")
-    for service, host, port_number, variables in targets():
-        wait(service, host, port_number, variables, retries, delay)
+    for service, address, variables in targets():
+        wait(service, address, variables, retries, delay)
 
 
 if __name__ == "__main__":

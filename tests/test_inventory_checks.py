@@ -500,3 +500,56 @@ def test_env_file_delivers_each_secret_as_the_inventory_chooses(tmp_path: Path) 
     assert {"SECRET_KEY", "SECRET_KEY_FALLBACKS", "FIELD_ENCRYPTION_KEY"}.isdisjoint(read)
     assert read["ENVIRONMENT"] == "staging"
     assert read["DJANGO_SETTINGS_MODULE"] == "project.settings.staging"
+
+
+def test_env_file_reaches_the_stacks_own_data_services_over_their_sockets(tmp_path: Path) -> None:
+    from celery import Celery
+    from kombu import Connection
+    from redis import ConnectionPool
+
+    values = good_vars()
+    password = values["senex_secrets_redis_password"]
+
+    read = render_env_file(tmp_path, values)
+
+    assert (read["DB_HOST"], read["DB_PORT"]) == ("/run/senex-sockets", "5432")
+    # Each URL as the library that reads it takes it apart: redis-py (cache, channel layer),
+    # kombu (the broker) and Celery's result backend.
+    cache = ConnectionPool.from_url(read["REDIS_URL"]).connection_kwargs
+    assert (cache["path"], cache["db"], cache["password"]) == (
+        "/run/senex-sockets/redis.sock",
+        0,
+        password,
+    )
+    broker = Connection(read["CELERY_BROKER_URL"])
+    assert broker.transport_cls == "redis"
+    assert broker.hostname.startswith("socket://")
+    assert broker.hostname.endswith("/run/senex-sockets/redis.sock?virtual_host=1")
+    # As the app's Celery picks its backend from the URL (redis+socket: Redis, over a socket).
+    backend = Celery(backend=read["CELERY_RESULT_BACKEND"]).backend.connparams
+    assert (backend["path"], backend["password"]) == ("/run/senex-sockets/redis.sock", password)
+    assert str(backend["db"]) == "2"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"senex_stack_data_sockets": False},
+        {"senex_secrets_db_host": "10.0.0.5", "senex_secrets_redis_host": "10.0.0.5"},
+    ],
+    ids=["sockets off", "data services on another host"],
+)
+def test_env_file_reaches_the_data_services_over_tcp_otherwise(
+    tmp_path: Path, change: dict
+) -> None:
+    values = {**good_vars(), **change}
+    host = values.get("senex_secrets_db_host", "senex-postgres")
+    redis = values.get("senex_secrets_redis_host", "senex-redis")
+    password = values["senex_secrets_redis_password"]
+
+    read = render_env_file(tmp_path, values)
+
+    assert (read["DB_HOST"], read["DB_PORT"]) == (host, "5432")
+    assert read["REDIS_URL"] == f"redis://:{password}@{redis}:6379/0"
+    assert read["CELERY_BROKER_URL"] == f"redis://:{password}@{redis}:6379/1"
+    assert read["CELERY_RESULT_BACKEND"] == f"redis://:{password}@{redis}:6379/2"

@@ -26,15 +26,23 @@ def ratio(a: float, b: float) -> str:
 
 
 def pair_rows(what: str, unit: str, results: dict, digits: int = 0) -> list[str]:
-    """Rows of bare against container: median [min-max] and the ratio of the medians."""
+    """Rows of bare against container (and against the socket path, where it was measured):
+    median [min-max] and the ratio of the medians."""
 
     def cell(d: dict) -> str:
         return f"{d['median']:.{digits}f} [{d['min']:.{digits}f}-{d['max']:.{digits}f}]"
 
-    rows = [f"{what:<24}{'bare ' + unit:>24}{'container ' + unit:>26}{'container/bare':>16}"]
+    paths = [where for where in ("container", "socket") if where in next(iter(results.values()))]
+    header = f"{what:<24}{'bare ' + unit:>24}"
+    for where in paths:
+        header += f"{where + ' ' + unit:>26}{where + '/bare':>16}"
+    rows = [header]
     for name, pair in results.items():
-        b, c = pair["bare"], pair["container"]
-        rows.append(f"{name:<24}{cell(b):>24}{cell(c):>26}{ratio(c['median'], b['median']):>16}")
+        b = pair["bare"]
+        row = f"{name:<24}{cell(b):>24}"
+        for where in paths:
+            row += f"{cell(pair[where]):>26}{ratio(pair[where]['median'], b['median']):>16}"
+        rows.append(row)
     return rows
 
 
@@ -253,7 +261,8 @@ def table(r: dict) -> str:
         header = (
             f"PostgreSQL {p['version']}: pgbench scale {p['scale']}, {p['clients']} clients,"
             f" {p['rounds']} rounds; bare = host to bare server on loopback, container = a"
-            f" container on the stack's network to {DATABASE}"
+            f" container on the stack's network to {DATABASE}, socket = a container to its Unix"
+            " socket in the directory the app's containers mount"
         )
         out += ["", header, *pair_rows("workload", "TPS", p["results"])]
     if "redis" in r:

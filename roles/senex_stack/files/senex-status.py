@@ -86,9 +86,10 @@ def queues(containers: list[dict], env_file: Path) -> list[list[str]] | None:
     redis = next((c for c in containers if (c.get("Command") or [""])[0] == "redis-server"), None)
     if redis is None:
         return None
-    # The broker's database number, from the app's own setting (redis://...:6379/N).
+    # The broker's database number, from the app's own setting (redis://...:6379/N, or over the
+    # socket redis+socket://...redis.sock?virtual_host=N).
     text = env_file.read_text() if env_file.is_file() else ""
-    broker = re.search(r"^CELERY_BROKER_URL=\S*?/(\d+)\s*$", text, re.MULTILINE)
+    broker = re.search(r"^CELERY_BROKER_URL=\S*?(?:/|virtual_host=)(\d+)\s*$", text, re.MULTILINE)
     database = broker.group(1) if broker else "0"
     out = run("podman", "exec", redis["Names"][0], "sh", "-c", QUEUES, "queues", database)
     return [line.split(" ", 1) for line in sorted(out.splitlines())]
