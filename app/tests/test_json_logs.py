@@ -126,6 +126,8 @@ def test_web_worker_and_beat_write_one_json_object_a_line(
 
     finished = [line for line in web if line["event"] == "request_finished"]
     assert [line["request"] for line in finished] == ["GET /accounts/login/"], finished
+    # That line is the request's only one: the server's access log is off in JSON mode.
+    assert not loggers & {"gunicorn.access", "uvicorn.access"}, loggers
     assert finished[0]["request_id"]
     assert finished[0]["code"] == 200
 

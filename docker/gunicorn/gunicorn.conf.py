@@ -104,7 +104,7 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 control_socket_disable = True
 
 
-def _json_logconfig() -> dict | None:
+def _json_logconfig(*, access: bool) -> dict | None:
     """Gunicorn's and uvicorn's lines as one JSON object each, with the fields of the app's
     lines (timestamp, level, logger, event, revision, exception); None without structlog,
     which an app that writes plain logs need not have."""
@@ -146,7 +146,12 @@ def _json_logconfig() -> dict | None:
             "handlers": ["error_console"],
             "propagate": False,
         },
-        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        # uvicorn's worker gives uvicorn.access this logger's handlers and level.
+        "gunicorn.access": {
+            "level": "INFO" if access else "WARNING",
+            "handlers": ["console"],
+            "propagate": False,
+        },
     }
     return {
         "version": 1,
@@ -160,7 +165,11 @@ def _json_logconfig() -> dict | None:
 
 # The entrypoint resolves LOG_FORMAT (json in a container unless set) and exports it.
 if os.environ.get("LOG_FORMAT", "plain").lower() == "json":
-    logconfig_dict = _json_logconfig() or {}
+    # The app's own line for each request (django-structlog's request_finished) stands in for
+    # the access log, as under Daphne: one line a request, not two (the second cost about a
+    # third of /health/simple/'s CPU, docs/performance.md). GUNICORN_ACCESS_LOG brings it back.
+    accesslog = os.environ.get("GUNICORN_ACCESS_LOG")
+    logconfig_dict = _json_logconfig(access=accesslog is not None) or {}
 
 
 def when_ready(server) -> None:
