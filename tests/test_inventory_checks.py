@@ -35,8 +35,14 @@ SECRETS_TASK = "senex_secrets : Stop when a secret or a setting of the env file 
 POOLS_TASK = (
     "senex_stack : Check that the database pools of every host fit PostgreSQL's max_connections"
 )
+TOPOLOGY_TASKS = (
+    "senex_stack : Check that the hosts of the stack's groups are hosts of senex",
+    "senex_stack : Check that beat runs on exactly one host, the database and Redis on one at most",
+    "senex_stack : Check that every host that serves another has a private address",
+)
 # The checks' own tasks that come from a role.
 CHECK_TASKS = (
+    *TOPOLOGY_TASKS,
     "senex_secrets : Find",
     SECRETS_TASK,
     "senex_stack : Count the app processes of this host that connect to the database",
@@ -61,8 +67,10 @@ def run_deploy(
     *args: str,
     host_vars: dict | None = None,
     group_vars_dir: Path | None = None,
+    groups: dict | None = None,
 ) -> subprocess.CompletedProcess:
-    """ansible-playbook deploy.yml --check against this machine as HOST, from the repo root."""
+    """ansible-playbook deploy.yml --check against this machine as HOST, from the repo root;
+    `groups` replaces the inventory's hosts (every host of it stands for this machine too)."""
     inventory = tmp_path / "inventory"
     (inventory / "group_vars/senex").mkdir(parents=True)
     (inventory / "host_vars").mkdir()
@@ -75,8 +83,12 @@ def run_deploy(
         "ansible_become": False,
         "ansible_python_interpreter": str(tmp_path / "no-python-here"),
     }
-    (inventory / f"host_vars/{HOST}.yml").write_text(yaml.safe_dump({**(host_vars or {}), **guard}))
-    (inventory / "hosts.yml").write_text(yaml.safe_dump({"senex": {"hosts": {HOST: None}}}))
+    groups = groups or {"senex": {"hosts": {HOST: None}}}
+    for host in {host for group in groups.values() for host in group.get("hosts") or {}}:
+        (inventory / f"host_vars/{host}.yml").write_text(
+            yaml.safe_dump({**(host_vars or {}), **guard})
+        )
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(groups, sort_keys=False))
     env = {
         **os.environ,
         "ANSIBLE_GATHERING": "explicit",
@@ -553,3 +565,91 @@ def test_env_file_reaches_the_data_services_over_tcp_otherwise(
     assert read["REDIS_URL"] == f"redis://:{password}@{redis}:6379/0"
     assert read["CELERY_BROKER_URL"] == f"redis://:{password}@{redis}:6379/1"
     assert read["CELERY_RESULT_BACKEND"] == f"redis://:{password}@{redis}:6379/2"
+
+
+def split(**extra: dict) -> dict:
+    """A split inventory: db (PostgreSQL, Redis, the edge), web1 (web, a worker, beat), web2."""
+    hosts = {
+        "senex": {
+            "hosts": {
+                name: {"senex_private_address": address}
+                for name, address in (
+                    ("db", "10.0.0.11"),
+                    ("web1", "10.0.0.12"),
+                    ("web2", "10.0.0.13"),
+                )
+            }
+        },
+        "senex_db": {"hosts": {"db": None}},
+        "senex_edge": {"hosts": {"db": None}},
+        "senex_web": {"hosts": {"web1": None, "web2": None}},
+        "senex_worker": {"hosts": {"web1": None}},
+        "senex_beat": {"hosts": {"web1": None}},
+    }
+    return hosts | extra
+
+
+def test_split_inventory_passes_the_checks_and_deploys_the_database_host_first(
+    tmp_path: Path,
+) -> None:
+    # web2 comes first in the inventory; the database's host and then the host of the
+    # migrations (the first web host) go before it.
+    groups = split(senex_web={"hosts": {"web2": None, "web1": None}})
+    groups["senex"]["hosts"] = dict(reversed(list(groups["senex"]["hosts"].items())))
+
+    checked = run_deploy(tmp_path, good_vars(), "--tags", "senex_checks", groups=groups)
+    listed = run_deploy(tmp_path / "list", good_vars(), "--list-hosts", groups=groups)
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "failed=0" in checked.stdout
+    assert "failed=1" not in checked.stdout
+    # The play runs its hosts in the order of its pattern (--list-hosts prints them sorted).
+    rollout = listed.stdout.split("play #2")[1].split("pattern: ")[1].splitlines()[0]
+    assert rollout == "['db', 'web2', 'web1']", listed.stdout
+
+
+SPLIT_MISTAKES = {
+    "two beats": (
+        {"senex_beat": {"hosts": {"web1": None, "web2": None}}},
+        TOPOLOGY_TASKS[1],
+        "senex-beat would run on 2 hosts (web1, web2)",
+    ),
+    "no groups on three hosts": (
+        {key: {"hosts": {}} for key in ()},
+        TOPOLOGY_TASKS[1],
+        "senex-postgres would run on 3 hosts (db, web1, web2); senex-redis would run on 3 hosts",
+    ),
+    "a web host outside senex": (
+        {"senex_web": {"hosts": {"web1": None, "web2": None, "web3": None}}},
+        TOPOLOGY_TASKS[0],
+        "web3 is in a group of the stack",
+    ),
+}
+
+
+@pytest.mark.parametrize(("change", "task", "message"), SPLIT_MISTAKES.values(), ids=SPLIT_MISTAKES)
+def test_split_inventory_mistakes_stop_before_any_change(
+    tmp_path: Path, change: dict, task: str, message: str
+) -> None:
+    groups = split(**change) if change else {"senex": split()["senex"]}
+
+    result = run_deploy(tmp_path, good_vars(), groups=groups)
+
+    assert result.returncode != 0
+    failed_task = result.stdout.split("fatal: ")[0].rsplit("TASK [", 1)[-1].split("]")[0]
+    assert failed_task == task, result.stdout
+    assert message in result.stdout, result.stdout
+    assert "changed=1" not in result.stdout
+    assert role_tasks_run(result.stdout) == []
+
+
+def test_web_host_behind_another_hosts_edge_needs_a_private_address(tmp_path: Path) -> None:
+    groups = split()
+    groups["senex"]["hosts"]["web2"] = None
+
+    result = run_deploy(tmp_path, good_vars(), groups=groups)
+
+    assert result.returncode != 0
+    assert "web2 serves other hosts" in result.stdout, result.stdout
+    assert "no senex_private_address" in result.stdout
+    assert role_tasks_run(result.stdout) == []
