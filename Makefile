@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= $(shell scripts/find-python)
 # Debian packages the tests and the sandbox need on the controller (a Debian 12 or newer machine).
-APT_PACKAGES := systemd-container mmdebstrap openssh-client openssl postgresql prometheus redis-server shellcheck uidmap
+APT_PACKAGES := systemd-container mmdebstrap openssh-client openssl postgresql prometheus redis-server shellcheck uidmap docker-registry apache2-utils
 TESTHOST := $(BIN)/python molecule/testhost/testhost.py
 COMPOSE ?= podman-compose
 COMPOSE_DEV := $(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml

@@ -40,9 +40,11 @@ TOPOLOGY_TASKS = (
     "senex_stack : Check that beat runs on exactly one host, the database and Redis on one at most",
     "senex_stack : Check that every host that serves another has a private address",
 )
+IMAGE_TASK = "senex_image : Check the image delivery settings"
 # The checks' own tasks that come from a role.
 CHECK_TASKS = (
     *TOPOLOGY_TASKS,
+    IMAGE_TASK,
     "senex_secrets : Find",
     SECRETS_TASK,
     "senex_stack : Count the app processes of this host that connect to the database",
@@ -257,6 +259,42 @@ BAD_INPUTS = {
         SPEC_TASK,
         "senex_stack_metrics_ports",
     ),
+    "unknown image delivery": (
+        {"senex_image_delivery": "ftp"},
+        SPEC_TASK,
+        "senex_image_delivery must be one of: host, registry, archive",
+    ),
+    "registry delivery without a registry or an account": (
+        {"senex_image_delivery": "registry"},
+        IMAGE_TASK,
+        "senex_image_delivery is registry, but senex_image_registry_repository,"
+        " senex_image_registry_username, senex_image_registry_password is empty",
+    ),
+    "registry delivery without a repository": (
+        {
+            "senex_image_delivery": "registry",
+            "senex_image_registry_username": "deployer",
+            "senex_image_registry_password": secrets.token_urlsafe(24),
+        },
+        IMAGE_TASK,
+        "senex_image_delivery is registry, but senex_image_registry_repository is empty",
+    ),
+    "registry repository with a tag": (
+        {
+            "senex_image_delivery": "registry",
+            "senex_image_registry_repository": "registry.example.com/senex/senex-trader:1.0",
+            "senex_image_registry_username": "deployer",
+            "senex_image_registry_password": secrets.token_urlsafe(24),
+        },
+        IMAGE_TASK,
+        "senex_image_registry_repository registry.example.com/senex/senex-trader:1.0 is not"
+        " REGISTRY[:PORT]/PATH without a tag or digest",
+    ),
+    "build host outside the inventory": (
+        {"senex_image_delivery": "archive", "senex_image_build_host": "build9"},
+        IMAGE_TASK,
+        "senex_image_build_host build9 is not a host of the inventory",
+    ),
     "web port on every interface": (
         {"senex_stack_web_address": "0.0.0.0"},  # noqa: S104 (the refused input)
         ADDRESS_TASK,
@@ -324,6 +362,16 @@ GOOD_INPUTS = {
     "metrics on a private address": {
         "senex_stack_metrics": True,
         "senex_stack_metrics_address": "10.0.0.12",
+    },
+    "registry delivery": {
+        "senex_image_delivery": "registry",
+        "senex_image_registry_repository": "10.213.7.1:5000/senex/senex-trader",
+        "senex_image_registry_username": "deployer",
+        "senex_image_registry_password": secrets.token_urlsafe(24),
+    },
+    "archive delivery built on the one host": {
+        "senex_image_delivery": "archive",
+        "senex_image_build_host": HOST,
     },
     "database pools within a raised max_connections": {
         "senex_stack_db_pool_size": 24,
