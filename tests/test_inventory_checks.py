@@ -61,8 +61,10 @@ def run_deploy(
     *args: str,
     host_vars: dict | None = None,
     group_vars_dir: Path | None = None,
+    hosts: dict | None = None,
 ) -> subprocess.CompletedProcess:
-    """ansible-playbook deploy.yml --check against this machine as HOST, from the repo root."""
+    """ansible-playbook deploy.yml --check against this machine as HOST, from the repo root;
+    `hosts` is the inventory (HOST's entry gets host_vars), by default HOST alone in senex."""
     inventory = tmp_path / "inventory"
     (inventory / "group_vars/senex").mkdir(parents=True)
     (inventory / "host_vars").mkdir()
@@ -76,7 +78,9 @@ def run_deploy(
         "ansible_python_interpreter": str(tmp_path / "no-python-here"),
     }
     (inventory / f"host_vars/{HOST}.yml").write_text(yaml.safe_dump({**(host_vars or {}), **guard}))
-    (inventory / "hosts.yml").write_text(yaml.safe_dump({"senex": {"hosts": {HOST: None}}}))
+    (inventory / "hosts.yml").write_text(
+        yaml.safe_dump(hosts or {"senex": {"hosts": {HOST: None}}})
+    )
     env = {
         **os.environ,
         "ANSIBLE_GATHERING": "explicit",
@@ -84,7 +88,10 @@ def run_deploy(
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
     }
     return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(inventory / "hosts.yml"), "deploy.yml", "--check", *args],
+        [
+            *(ANSIBLE_PLAYBOOK, "-i", str(inventory / "hosts.yml"), "deploy.yml", "--check"),
+            *("--limit", HOST, *args),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -392,14 +399,22 @@ def podman_env_file(text: str) -> dict[str, str]:
     return env
 
 
-def render_env_file(tmp_path: Path, values: dict) -> dict[str, str]:
-    """The role's template, rendered by Ansible into tmp_path only, then read as Podman reads it."""
+def render_env_file(
+    tmp_path: Path, values: dict, hosts: dict | None = None, host: str = "localhost"
+) -> dict[str, str]:
+    """The role's template, rendered by Ansible into tmp_path only, then read as Podman reads it;
+    for `host` of the inventory `hosts` (each host this machine) when given."""
+    inventory = "localhost,"
+    if hosts:
+        inventory = str(tmp_path / "hosts.yml")
+        Path(inventory).write_text(yaml.safe_dump(hosts))
     playbook = tmp_path / "render.yml"
     playbook.write_text(
         yaml.safe_dump(
             [
                 {
-                    "hosts": "localhost",
+                    "hosts": host,
+                    "connection": "local",
                     "gather_facts": False,
                     "vars": {
                         **yaml.safe_load(SECRETS_DEFAULTS.read_text()),
@@ -434,9 +449,7 @@ def render_env_file(tmp_path: Path, values: dict) -> dict[str, str]:
         [
             ANSIBLE_PLAYBOOK,
             "-i",
-            "localhost,",
-            "-c",
-            "local",
+            inventory,
             str(playbook),
             "-e",
             f"ansible_python_interpreter={sys.executable}",
@@ -553,3 +566,126 @@ def test_env_file_reaches_the_data_services_over_tcp_otherwise(
     assert read["REDIS_URL"] == f"redis://:{password}@{redis}:6379/0"
     assert read["CELERY_BROKER_URL"] == f"redis://:{password}@{redis}:6379/1"
     assert read["CELERY_RESULT_BACKEND"] == f"redis://:{password}@{redis}:6379/2"
+
+
+# Three hosts: the database on db1, the app on app1 and app2, on a private network.
+SPLIT = {
+    "senex": {
+        "hosts": {
+            "db1": {"senex_private_address": "10.213.0.2"},
+            "app1": {"senex_private_address": "10.213.0.3"},
+            "app2": {"senex_private_address": "10.213.0.4"},
+        }
+    },
+    "senex_db": {"hosts": {"db1": None}},
+}
+CA = "-----BEGIN CERTIFICATE-----\nthe stack's CA\n-----END CERTIFICATE-----"
+
+
+def test_env_file_of_an_app_host_reaches_the_database_host_over_tls(tmp_path: Path) -> None:
+    values = {**good_vars(), "senex_data_tls_ca_pem": CA}
+    password = values["senex_secrets_redis_password"]
+
+    read = render_env_file(tmp_path, values, SPLIT, "app1")
+
+    # The database host's private address, from its own inventory entry.
+    assert (read["DB_HOST"], read["DB_PORT"]) == ("10.213.0.2", "5432")
+    assert read["DB_SSL_MODE"] == "verify-full"
+    assert read["DB_SSL_ROOT_CERT"] == "/run/secrets/senex-data-ca"
+    assert read["REDIS_SSL_CA_CERTS"] == "/run/secrets/senex-data-ca"
+    assert read["REDIS_URL"] == f"rediss://:{password}@10.213.0.2:6380/0"
+    # The app's settings add the certificate checks to these (app/tests/test_data_tls.py).
+    assert read["CELERY_BROKER_URL"] == f"rediss://:{password}@10.213.0.2:6380/1"
+    assert read["CELERY_RESULT_BACKEND"] == f"rediss://:{password}@10.213.0.2:6380/2"
+
+
+def test_env_file_of_the_database_host_stays_on_its_sockets(tmp_path: Path) -> None:
+    values = {**good_vars(), "senex_data_tls_ca_pem": CA}
+
+    read = render_env_file(tmp_path, values, SPLIT, "db1")
+
+    assert read["DB_HOST"] == "/run/senex-sockets"
+    assert read["REDIS_URL"].startswith("unix://")
+    assert {"DB_SSL_MODE", "DB_SSL_ROOT_CERT", "REDIS_SSL_CA_CERTS"}.isdisjoint(read)
+
+
+def test_env_file_of_one_host_names_no_tls(tmp_path: Path) -> None:
+    read = render_env_file(tmp_path, good_vars())
+
+    assert {"DB_SSL_MODE", "DB_SSL_ROOT_CERT", "REDIS_SSL_CA_CERTS"}.isdisjoint(read)
+
+
+# No host runs the database: an external PostgreSQL and Redis.
+EXTERNAL = {"senex": {"hosts": {"app1": None}}, "senex_db": {"hosts": {}}}
+EXTERNAL_VARS = {
+    "senex_secrets_db_host": "pg.example.net",
+    "senex_secrets_db_port": 25060,
+    "senex_secrets_redis_host": "redis.example.net",
+    "senex_secrets_redis_port": 25061,
+}
+
+
+@pytest.mark.parametrize("ca", [CA, ""], ids=["provider's CA", "system CAs"])
+def test_env_file_reaches_an_external_database_over_tls(tmp_path: Path, ca: str) -> None:
+    values = {**good_vars(), **EXTERNAL_VARS, "senex_secrets_data_ca": ca}
+    password = values["senex_secrets_redis_password"]
+
+    read = render_env_file(tmp_path, values, EXTERNAL, "app1")
+
+    assert (read["DB_HOST"], read["DB_PORT"]) == ("pg.example.net", "25060")
+    assert read["DB_SSL_MODE"] == "verify-full"
+    assert read["DB_SSL_ROOT_CERT"] == ("/run/secrets/senex-data-ca" if ca else "system")
+    assert read.get("REDIS_SSL_CA_CERTS") == ("/run/secrets/senex-data-ca" if ca else None)
+    assert read["REDIS_URL"] == f"rediss://:{password}@redis.example.net:25061/0"
+
+
+DATA_TASK = "senex_secrets : Stop when a secret or a setting of the env file is unusable"
+BAD_TOPOLOGIES = {
+    "database host without a private address": (
+        {},
+        {"senex": {"hosts": {HOST: None, "app1": None}}, "senex_db": {"hosts": {HOST: None}}},
+        "senex_db runs the database on checkhost and the stack has other hosts, but checkhost has"
+        " no senex_private_address",
+    ),
+    "external database without a host": (
+        {},
+        {"senex": {"hosts": {HOST: None}}, "senex_db": {"hosts": {}}},
+        "the inventory group senex_db is empty, so no host runs PostgreSQL and Redis (an external"
+        " database), but senex_secrets_db_host and senex_secrets_redis_host still name",
+    ),
+    "plaintext to an external database": (
+        {**EXTERNAL_VARS, "senex_secrets_db_ssl_mode": "disable"},
+        {"senex": {"hosts": {HOST: None}}, "senex_db": {"hosts": {}}},
+        "senex_secrets_db_ssl_mode is disable, but the database is external: use verify-full",
+    ),
+    "TLS mode outside the allowed values": (
+        {"senex_secrets_db_ssl_mode": "verify_full"},
+        None,
+        "senex_secrets_db_ssl_mode",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("override", "hosts", "message"), BAD_TOPOLOGIES.values(), ids=BAD_TOPOLOGIES
+)
+def test_bad_data_settings_stop_before_any_change(
+    tmp_path: Path, override: dict, hosts: dict | None, message: str
+) -> None:
+    result = run_deploy(tmp_path, {**good_vars(), **override}, hosts=hosts)
+
+    task = SPEC_TASK if hosts is None else DATA_TASK
+    assert_stopped_before_any_change(result.stdout, task)
+    assert message in result.stdout
+
+
+def test_a_split_inventory_passes_the_checks(tmp_path: Path) -> None:
+    hosts = {
+        "senex": {"hosts": {HOST: {"senex_private_address": "10.213.0.3"}, "db1": {}}},
+        "senex_db": {"hosts": {"db1": {"senex_private_address": "10.213.0.2"}}},
+    }
+
+    result = run_deploy(tmp_path, good_vars(), "--tags", "senex_checks", hosts=hosts)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert recap(result.stdout)["failed"] == 0
