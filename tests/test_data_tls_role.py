@@ -25,7 +25,7 @@ SPLIT = {
 
 
 def run_role(
-    tmp_path: Path, hosts: dict, **extra: object
+    tmp_path: Path, hosts: dict, *args: str, **extra: object
 ) -> tuple[subprocess.CompletedProcess, dict]:
     """The role against every host of `hosts` (all of them this machine, nothing run on them);
     the facts it set, by host."""
@@ -49,8 +49,9 @@ def run_role(
                     },
                     "run_once": True,
                     "no_log": True,
-                    # The test's own file, not the role's change.
+                    # The test's own file, not the role's change, written in check mode too.
                     "changed_when": False,
+                    "check_mode": False,
                 }
             ],
         }
@@ -67,6 +68,7 @@ def run_role(
             *(ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")),
             *("-e", f"ansible_python_interpreter={sys.executable}"),
             *("-e", json.dumps({"senex_data_tls_ca_dir": str(tmp_path / "ca"), **extra})),
+            *args,
         ],
         env=env,
         capture_output=True,
@@ -123,3 +125,11 @@ def test_one_host_gets_no_certificates(tmp_path: Path) -> None:
     assert facts == {"only": {}}
     assert changed(result) == 0
     assert not (tmp_path / "ca").exists()
+
+
+def test_a_check_run_before_the_first_makes_nothing(tmp_path: Path) -> None:
+    result, facts = run_role(tmp_path, SPLIT, "--check")
+
+    assert changed(result) > 0
+    assert not (tmp_path / "ca/ca.key").exists()
+    assert facts["db1"]["senex_data_tls_certificate_pem"] == ""
