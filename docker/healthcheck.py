@@ -165,6 +165,8 @@ def check_beat() -> int:
         redis_py_url(app.conf.broker_url),
         socket_connect_timeout=ANSWER_SECONDS,
         socket_timeout=ANSWER_SECONDS,
+        # A rediss:// broker: the same certificate checks as beat's own connection.
+        **(app.conf.broker_use_ssl or {}),
     )
     # Beat's publishes are writes; a PING would pass on a broker that refuses them.
     key = f"senex:healthcheck:{socket.gethostname()}:{os.getpid()}"

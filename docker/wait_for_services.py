@@ -81,7 +81,7 @@ def redis_url() -> str:
 # Where a service listens: (host, port) over TCP, or the path of a Unix socket.
 Address = tuple[str, int] | str
 
-REDIS_FORMS = "redis://[:PASSWORD@]HOST:PORT/DB or unix://[:PASSWORD@]/PATH/TO/SOCKET?db=DB"
+REDIS_FORMS = "redis[s]://[:PASSWORD@]HOST:PORT/DB or unix://[:PASSWORD@]/PATH/TO/SOCKET?db=DB"
 
 
 def targets() -> list[tuple[str, Address, str]]:

@@ -70,9 +70,11 @@ def run_deploy(
     host_vars: dict | None = None,
     group_vars_dir: Path | None = None,
     groups: dict | None = None,
+    hosts: dict | None = None,
 ) -> subprocess.CompletedProcess:
     """ansible-playbook deploy.yml --check against this machine as HOST, from the repo root;
-    `groups` replaces the inventory's hosts (every host of it stands for this machine too)."""
+    `groups` (or `hosts`) is the inventory, by default HOST alone in senex: every host of it
+    stands for this machine too, and HOST's entry gets host_vars."""
     inventory = tmp_path / "inventory"
     (inventory / "group_vars/senex").mkdir(parents=True)
     (inventory / "host_vars").mkdir()
@@ -85,11 +87,10 @@ def run_deploy(
         "ansible_become": False,
         "ansible_python_interpreter": str(tmp_path / "no-python-here"),
     }
-    groups = groups or {"senex": {"hosts": {HOST: None}}}
+    groups = groups or hosts or {"senex": {"hosts": {HOST: None}}}
     for host in {host for group in groups.values() for host in group.get("hosts") or {}}:
-        (inventory / f"host_vars/{host}.yml").write_text(
-            yaml.safe_dump({**(host_vars or {}), **guard})
-        )
+        own = (host_vars or {}) if host == HOST else {}
+        (inventory / f"host_vars/{host}.yml").write_text(yaml.safe_dump({**own, **guard}))
     (inventory / "hosts.yml").write_text(yaml.safe_dump(groups, sort_keys=False))
     env = {
         **os.environ,
@@ -98,7 +99,15 @@ def run_deploy(
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
     }
     return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(inventory / "hosts.yml"), "deploy.yml", "--check", *args],
+        [
+            *(ANSIBLE_PLAYBOOK, "-i", str(inventory / "hosts.yml"), "deploy.yml", "--check"),
+            *(
+                ("--limit", HOST)
+                if any(HOST in (g.get("hosts") or {}) for g in groups.values())
+                else ()
+            ),
+            *args,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -452,14 +461,22 @@ def podman_env_file(text: str) -> dict[str, str]:
     return env
 
 
-def render_env_file(tmp_path: Path, values: dict) -> dict[str, str]:
-    """The role's template, rendered by Ansible into tmp_path only, then read as Podman reads it."""
+def render_env_file(
+    tmp_path: Path, values: dict, hosts: dict | None = None, host: str = "localhost"
+) -> dict[str, str]:
+    """The role's template, rendered by Ansible into tmp_path only, then read as Podman reads it;
+    for `host` of the inventory `hosts` (each host this machine) when given."""
+    inventory = "localhost,"
+    if hosts:
+        inventory = str(tmp_path / "hosts.yml")
+        Path(inventory).write_text(yaml.safe_dump(hosts))
     playbook = tmp_path / "render.yml"
     playbook.write_text(
         yaml.safe_dump(
             [
                 {
-                    "hosts": "localhost",
+                    "hosts": host,
+                    "connection": "local",
                     "gather_facts": False,
                     "vars": {
                         **yaml.safe_load(SECRETS_DEFAULTS.read_text()),
@@ -494,9 +511,7 @@ def render_env_file(tmp_path: Path, values: dict) -> dict[str, str]:
         [
             ANSIBLE_PLAYBOOK,
             "-i",
-            "localhost,",
-            "-c",
-            "local",
+            inventory,
             str(playbook),
             "-e",
             f"ansible_python_interpreter={sys.executable}",
@@ -701,3 +716,137 @@ def test_web_host_behind_another_hosts_edge_needs_a_private_address(tmp_path: Pa
     assert "web2 serves other hosts" in result.stdout, result.stdout
     assert "no senex_private_address" in result.stdout
     assert role_tasks_run(result.stdout) == []
+
+
+# Three hosts: the database on db1, the app on app1 and app2, on a private network.
+SPLIT = {
+    "senex": {
+        "hosts": {
+            "db1": {"senex_private_address": "10.213.0.2"},
+            "app1": {"senex_private_address": "10.213.0.3"},
+            "app2": {"senex_private_address": "10.213.0.4"},
+        }
+    },
+    "senex_db": {"hosts": {"db1": None}},
+    "senex_web": {"hosts": {"app1": None, "app2": None}},
+    "senex_worker": {"hosts": {"app1": None, "app2": None}},
+    "senex_beat": {"hosts": {"app1": None}},
+}
+CA = "-----BEGIN CERTIFICATE-----\nthe stack's CA\n-----END CERTIFICATE-----"
+
+
+def test_env_file_of_an_app_host_reaches_the_database_host_over_tls(tmp_path: Path) -> None:
+    values = {**good_vars(), "senex_data_tls_ca_pem": CA}
+    password = values["senex_secrets_redis_password"]
+
+    read = render_env_file(tmp_path, values, SPLIT, "app1")
+
+    # The database host's private address, from its own inventory entry.
+    assert (read["DB_HOST"], read["DB_PORT"]) == ("10.213.0.2", "5432")
+    assert read["DB_SSL_MODE"] == "verify-full"
+    assert read["DB_SSL_ROOT_CERT"] == "/run/secrets/senex-data-ca"
+    assert read["REDIS_SSL_CA_CERTS"] == "/run/secrets/senex-data-ca"
+    assert read["REDIS_URL"] == f"rediss://:{password}@10.213.0.2:6380/0"
+    # The app's settings add the certificate checks to these (app/tests/test_data_tls.py).
+    assert read["CELERY_BROKER_URL"] == f"rediss://:{password}@10.213.0.2:6380/1"
+    assert read["CELERY_RESULT_BACKEND"] == f"rediss://:{password}@10.213.0.2:6380/2"
+
+
+def test_env_file_of_the_database_host_stays_on_its_sockets(tmp_path: Path) -> None:
+    values = {**good_vars(), "senex_data_tls_ca_pem": CA}
+
+    read = render_env_file(tmp_path, values, SPLIT, "db1")
+
+    assert read["DB_HOST"] == "/run/senex-sockets"
+    assert read["REDIS_URL"].startswith("unix://")
+    assert {"DB_SSL_MODE", "DB_SSL_ROOT_CERT", "REDIS_SSL_CA_CERTS"}.isdisjoint(read)
+
+
+def test_env_file_of_one_host_names_no_tls(tmp_path: Path) -> None:
+    read = render_env_file(tmp_path, good_vars())
+
+    assert {"DB_SSL_MODE", "DB_SSL_ROOT_CERT", "REDIS_SSL_CA_CERTS"}.isdisjoint(read)
+
+
+# No host runs the database: an external PostgreSQL and Redis.
+EXTERNAL = {"senex": {"hosts": {"app1": None}}, "senex_db": {"hosts": {}}}
+EXTERNAL_VARS = {
+    "senex_secrets_db_host": "pg.example.net",
+    "senex_secrets_db_port": 25060,
+    "senex_secrets_redis_host": "redis.example.net",
+    "senex_secrets_redis_port": 25061,
+}
+
+
+@pytest.mark.parametrize("ca", [CA, ""], ids=["provider's CA", "system CAs"])
+def test_env_file_reaches_an_external_database_over_tls(tmp_path: Path, ca: str) -> None:
+    values = {**good_vars(), **EXTERNAL_VARS, "senex_secrets_data_ca": ca}
+    password = values["senex_secrets_redis_password"]
+
+    read = render_env_file(tmp_path, values, EXTERNAL, "app1")
+
+    assert (read["DB_HOST"], read["DB_PORT"]) == ("pg.example.net", "25060")
+    assert read["DB_SSL_MODE"] == "verify-full"
+    assert read["DB_SSL_ROOT_CERT"] == ("/run/secrets/senex-data-ca" if ca else "system")
+    assert read.get("REDIS_SSL_CA_CERTS") == ("/run/secrets/senex-data-ca" if ca else None)
+    assert read["REDIS_URL"] == f"rediss://:{password}@redis.example.net:25061/0"
+
+
+DATA_TASK = "senex_secrets : Stop when a secret or a setting of the env file is unusable"
+BAD_TOPOLOGIES = {
+    "database host without a private address": (
+        {},
+        {
+            "senex": {"hosts": {HOST: None, "app1": None}},
+            "senex_db": {"hosts": {HOST: None}},
+            "senex_web": {"hosts": {"app1": None}},
+            "senex_beat": {"hosts": {"app1": None}},
+            "senex_edge": {"hosts": {"app1": None}},
+        },
+        "senex_db runs the database on checkhost and the stack has other hosts, but checkhost has"
+        " no senex_private_address",
+    ),
+    "external database without a host": (
+        {},
+        {"senex": {"hosts": {HOST: None}}, "senex_db": {"hosts": {}}},
+        "the inventory group senex_db is empty, so no host runs PostgreSQL and Redis (an external"
+        " database), but senex_secrets_db_host and senex_secrets_redis_host still name",
+    ),
+    "plaintext to an external database": (
+        {**EXTERNAL_VARS, "senex_secrets_db_ssl_mode": "disable"},
+        {"senex": {"hosts": {HOST: None}}, "senex_db": {"hosts": {}}},
+        "senex_secrets_db_ssl_mode is disable, but the database is external: use verify-full",
+    ),
+    "TLS mode outside the allowed values": (
+        {"senex_secrets_db_ssl_mode": "verify_full"},
+        None,
+        "senex_secrets_db_ssl_mode",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("override", "hosts", "message"), BAD_TOPOLOGIES.values(), ids=BAD_TOPOLOGIES
+)
+def test_bad_data_settings_stop_before_any_change(
+    tmp_path: Path, override: dict, hosts: dict | None, message: str
+) -> None:
+    result = run_deploy(tmp_path, {**good_vars(), **override}, hosts=hosts)
+
+    task = SPEC_TASK if hosts is None else DATA_TASK
+    assert_stopped_before_any_change(result.stdout, task)
+    assert message in result.stdout
+
+
+def test_a_split_inventory_passes_the_checks(tmp_path: Path) -> None:
+    hosts = {
+        "senex": {"hosts": {HOST: {"senex_private_address": "10.213.0.3"}, "db1": {}}},
+        "senex_db": {"hosts": {"db1": {"senex_private_address": "10.213.0.2"}}},
+        "senex_web": {"hosts": {HOST: None}},
+        "senex_beat": {"hosts": {HOST: None}},
+    }
+
+    result = run_deploy(tmp_path, good_vars(), "--tags", "senex_checks", hosts=hosts)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert recap(result.stdout)["failed"] == 0

@@ -20,6 +20,8 @@ from pathlib import Path
 import psycopg
 import redis
 
+from tests.certificates import ServerFiles
+
 STARTUP_TIMEOUT = 30.0
 
 
@@ -97,8 +99,31 @@ class Postgres:
     password: str
 
 
+# TLS only, as the stack's database host is set up for other hosts: plaintext TCP is refused.
+TLS_HBA = "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
+
+
+def _tls_arguments(workdir: Path, tls: ServerFiles, owner: dict) -> list[str]:
+    """PostgreSQL's TLS settings, its key and certificate copied where it may read them."""
+    for name, source in (("server.crt", tls.certificate), ("server.key", tls.key)):
+        shutil.copyfile(source, workdir / name)
+        # PostgreSQL refuses a key others may read.
+        os.chmod(workdir / name, 0o600)
+        if owner:
+            os.chown(workdir / name, owner["uid"], owner["gid"])
+    (workdir / "pg_hba.conf").write_text(TLS_HBA)
+    settings = {
+        "ssl": "on",
+        "ssl_cert_file": workdir / "server.crt",
+        "ssl_key_file": workdir / "server.key",
+        "hba_file": workdir / "pg_hba.conf",
+    }
+    return [argument for name, value in settings.items() for argument in ("-c", f"{name}={value}")]
+
+
 @contextlib.contextmanager
-def postgres_server() -> Iterator[Postgres]:
+def postgres_server(tls: ServerFiles | None = None) -> Iterator[Postgres]:
+    """A PostgreSQL of its own; with `tls`, serving that certificate and TLS connections only."""
     bindir = _postgres_bindir()
     run_as = {}
     if os.geteuid() == 0:
@@ -114,6 +139,8 @@ def postgres_server() -> Iterator[Postgres]:
         if run_as:
             os.chown(pwfile, owner.pw_uid, owner.pw_gid)
         log = workdir / "postgres.log"
+        owner_ids = {"uid": owner.pw_uid, "gid": owner.pw_gid} if run_as else {}
+        tls_arguments = _tls_arguments(workdir, tls, owner_ids) if tls else []
         subprocess.run(
             [
                 bindir / "initdb",
@@ -154,6 +181,7 @@ def postgres_server() -> Iterator[Postgres]:
                     "synchronous_commit=off",
                     "-c",
                     "full_page_writes=off",
+                    *tls_arguments,
                 ],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -170,6 +198,7 @@ def postgres_server() -> Iterator[Postgres]:
                     password=server.password,
                     dbname="postgres",
                     connect_timeout=2,
+                    sslmode="require" if tls else "disable",
                 ).close()
 
             wait_until(connect, "PostgreSQL", process, log)
@@ -185,19 +214,30 @@ class Redis:
     host: str
     port: int
     password: str
+    tls: bool = False
 
     def url(self, db: int) -> str:
-        return f"redis://:{self.password}@{self.host}:{self.port}/{db}"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://:{self.password}@{self.host}:{self.port}/{db}"
 
 
 @contextlib.contextmanager
-def redis_server(port: int | None = None) -> Iterator[Redis]:
-    """A Redis of its own, on `port` (a restart of one that stopped) or a free one."""
+def redis_server(port: int | None = None, tls: ServerFiles | None = None) -> Iterator[Redis]:
+    """A Redis of its own, on `port` (a restart of one that stopped) or a free one; with
+    `tls`, serving that certificate on it and no plaintext port."""
     workdir = Path(tempfile.mkdtemp(prefix="senex-test-redis-"))
-    server = Redis(host="127.0.0.1", port=port or free_port(), password="senex-test")
+    server = Redis(
+        host="127.0.0.1", port=port or free_port(), password="senex-test", tls=tls is not None
+    )
+    ports = f"port {server.port}\n"
+    if tls:
+        ports = (
+            f"port 0\ntls-port {server.port}\ntls-cert-file {tls.certificate}\n"
+            f"tls-key-file {tls.key}\ntls-ca-cert-file {tls.ca}\ntls-auth-clients no\n"
+        )
     # The configuration goes in on stdin, so the password is not in the process list.
     config = (
-        f"bind {server.host}\nport {server.port}\nrequirepass {server.password}\n"
+        f"bind {server.host}\n{ports}requirepass {server.password}\n"
         f'dir {workdir}\nsave ""\nappendonly no\n'
     )
     log = workdir / "redis.log"
@@ -215,7 +255,11 @@ def redis_server(port: int | None = None) -> Iterator[Redis]:
             process.stdin.close()
         try:
             client = redis.Redis(
-                host=server.host, port=server.port, password=server.password, socket_timeout=2
+                host=server.host,
+                port=server.port,
+                password=server.password,
+                socket_timeout=2,
+                **({"ssl": True, "ssl_ca_certs": str(tls.ca)} if tls else {}),
             )
             wait_until(client.ping, "Redis", process, log)
             yield server

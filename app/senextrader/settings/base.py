@@ -7,8 +7,10 @@ is documented in `.env.example` and `.env.production.example`; a test enforces i
 """
 
 import logging
+import ssl
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -120,6 +122,7 @@ TEMPLATES = [
 ]
 
 # Database
+DB_SSL_ROOT_CERT = env.str("DB_SSL_ROOT_CERT", default="")
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
@@ -136,6 +139,9 @@ DATABASES = {
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             "sslmode": env.str("DB_SSL_MODE", default="prefer"),
+            # libpq's sslrootcert: the CA that signed the server's certificate, for verify-ca and
+            # verify-full (a file, or `system` for the system's CAs); unset: libpq's default.
+            **({"sslrootcert": DB_SSL_ROOT_CERT} if DB_SSL_ROOT_CERT else {}),
             # Bounded, so /health/ answers 503 quickly when the database is unreachable.
             "connect_timeout": 5,
         },
@@ -163,6 +169,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: cache, sessions, channel layer, and by default the Celery broker and results.
 REDIS_URL = env.str("REDIS_URL", default="redis://localhost:6379/0")
+# TLS to Redis, for every client alike: a rediss:// URL gets a connection that checks the
+# server's certificate and its name against REDIS_SSL_CA_CERTS (a CA file; unset: the system's
+# CAs). No switch turns the check off: kombu would otherwise take rediss:// as CERT_NONE.
+REDIS_SSL_CA_CERTS = env.str("REDIS_SSL_CA_CERTS", default="")
+
+
+def redis_tls_options(url: str) -> dict[str, object]:
+    """redis-py's TLS arguments for `url`: none unless it is a rediss:// URL."""
+    if urlsplit(url).scheme != "rediss":
+        return {}
+    return {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        "ssl_check_hostname": True,
+        "ssl_ca_certs": REDIS_SSL_CA_CERTS or None,
+    }
+
+
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -172,6 +195,7 @@ CACHES = {
             # Bounded, so /health/ answers 503 quickly when Redis is unreachable.
             "SOCKET_CONNECT_TIMEOUT": 2,
             "SOCKET_TIMEOUT": 2,
+            "CONNECTION_POOL_KWARGS": redis_tls_options(REDIS_URL),
         },
     }
 }
@@ -198,6 +222,7 @@ CHANNEL_LAYERS = {
                     "address": REDIS_URL,
                     "socket_timeout": 15,
                     "retry_on_error": [RedisConnectionError],
+                    **redis_tls_options(REDIS_URL),
                 }
             ],
         },
@@ -207,6 +232,8 @@ CHANNEL_LAYERS = {
 # Celery (read by senextrader/celery.py with namespace="CELERY")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_BROKER_USE_SSL = redis_tls_options(CELERY_BROKER_URL) or False
+CELERY_REDIS_BACKEND_USE_SSL = redis_tls_options(CELERY_RESULT_BACKEND) or None
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
