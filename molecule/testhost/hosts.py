@@ -301,7 +301,7 @@ def _prepare(host: Host, settings: dict) -> None:
     sshd_dir = host.root / "etc/ssh/sshd_config.d"
     if "lab" in settings:
         # Reached through a forwarder in the lab: sshd's usual port on the lab address.
-        rootfs.listen_on(sshd_dir, settings["address"])
+        labhost.adapt_root(host.root, host.name, settings["address"])
         (sshd_dir / "senex-testhost-port.conf").write_text(f"Port {labhost.SSH_PORT}\n")
     else:
         (sshd_dir / "senex-testhost-port.conf").write_text(f"Port {ssh_port}\n")
@@ -334,7 +334,10 @@ def _boot(host: Host) -> None:
             "--register=no", "--keep-unit", f"--machine={host.name}",
             f"--system-call-filter={SYSCALLS}"]  # fmt: skip
     if host.lab():
-        argv.append(f"--network-namespace-path=/run/netns/{labhost.netns_name(host.name)}")
+        # Its own namespace: its firewall (nftables needs CAP_NET_ADMIN) filters only its own
+        # traffic, and its resolver is the one labhost.adapt_root wrote.
+        argv += [f"--network-namespace-path=/run/netns/{labhost.netns_name(host.name)}",
+                 "--capability=CAP_NET_ADMIN", "--resolv-conf=off"]  # fmt: skip
     procs = [str(c / "cgroup.procs") for c in host.cgroups]
     # Unified hierarchy: Quadlet runs containers with --cgroups=split. Writable /proc/sys/net:
     # netavark sets sysctls in the rootless network namespace of every podman network.

@@ -18,6 +18,18 @@ def netns_name(host_name: str) -> str:
     return f"senex-th-{host_name}"
 
 
+def adapt_root(root: Path, name: str, address: str) -> None:
+    """Adapt a copy of the template to a lab host, which has no DNS server and no internet."""
+    # sshd on the lab address, reached through a forwarder, instead of loopback.
+    conf = root / "etc/ssh/sshd_config.d/senex-testhost.conf"
+    conf.write_text(conf.read_text().replace("ListenAddress 127.0.0.1", f"ListenAddress {address}"))
+    # The template keeps this machine's resolver, which the lab cannot reach: every lookup
+    # (sudo resolves the host's own name) would wait for its timeout. No server fails at once.
+    (root / "etc/resolv.conf").write_text("# Lab host: no name server; names are in /etc/hosts.\n")
+    with open(root / "etc/hosts", "a") as hosts:
+        hosts.write(f"{address}\t{name}\n")
+
+
 def attach(host_name: str, lab: Lab, address: str) -> None:
     """Give HOST_NAME its namespace with ADDRESS on LAB's bridge, unless it has it; idempotent."""
     name = netns_name(host_name)

@@ -40,8 +40,9 @@ PermitRootLogin prohibit-password
 # Lab hosts have no internet: their template already holds what the roles install, read from
 # the roles themselves, so `package: state=present` finds it there and changes nothing.
 ROLE_PACKAGE_VARS = Path(__file__).resolve().parents[2] / "roles/senex_host/vars/Debian.yml"
-# senex_backup installs restic itself (roles/senex_backup/tasks/offsite.yml).
-BACKUP_PACKAGES = ["restic"]
+# Installed by other means than that list: restic by senex_backup (tasks/offsite.yml), and
+# python3-apt by Ansible's apt module itself, on first use, when the host lacks it.
+LAB_EXTRA_PACKAGES = ["restic", "python3-apt"]
 
 
 def template(role_packages: bool = False) -> Path:
@@ -62,13 +63,7 @@ def role_package_names() -> list[str]:
     import yaml  # only lab hosts need it; plain test hosts stay standard library only
 
     names = yaml.safe_load(ROLE_PACKAGE_VARS.read_text())["__senex_host_packages"]
-    return [*names, *BACKUP_PACKAGES]
-
-
-def listen_on(sshd_dir: Path, address: str) -> None:
-    """Make the template's sshd drop-in listen on ADDRESS instead of loopback (lab hosts)."""
-    conf = sshd_dir / "senex-testhost.conf"
-    conf.write_text(conf.read_text().replace("ListenAddress 127.0.0.1", f"ListenAddress {address}"))
+    return [*names, *LAB_EXTRA_PACKAGES]
 
 
 def _build(path: Path, packages: list[str]) -> None:
