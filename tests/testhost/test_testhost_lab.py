@@ -5,11 +5,15 @@ a password, and lab-down leaves nothing behind."""
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostcli import run_json, run_testhost, ssh
+from hostcli import TESTHOST, run_json, run_testhost, ssh
+
+sys.path.insert(0, str(TESTHOST.parent))
+import rootfs  # the tooling's own list of the roles' packages
 
 LAB, SUBNET, GATEWAY = "lab-t", "10.213.3.0/24", "10.213.3.1"
 HOSTS = {"lab-a": (23001, "10.213.3.10"), "lab-b": (23002, "10.213.3.11")}
@@ -117,6 +121,16 @@ def test_the_registry_wants_its_ca_and_the_password(lab):
     system_bundle = "/etc/ssl/certs/ca-certificates.crt"
     untrusted = in_host("lab-a", "python3", "-c", REGISTRY_PROBE, url, system_bundle)
     assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+
+
+def test_lab_hosts_hold_the_roles_packages_and_need_no_name_server(lab):
+    names = rootfs.role_package_names()
+    assert {"podman", "restic"} <= set(names)
+    query = in_host("lab-a", "dpkg-query", "-W", "-f", "${db:Status-Status}\\n", *names)
+    assert query.stdout.split() == ["installed"] * len(names), query.stderr
+    # No server to wait for: a lookup fails at once, the host's own name still resolves.
+    assert in_host("lab-a", "getent", "hosts", "deb.debian.org").returncode != 0
+    assert in_host("lab-a", "getent", "hosts", "lab-a").stdout.split()[0] == HOSTS["lab-a"][1]
 
 
 def test_create_refuses_an_address_outside_the_lab(lab):
