@@ -158,8 +158,6 @@ def destroy(name: str) -> dict:
     with locked(f"host-{name}", state_dir() / ".locks"):
         existed = host.dir.exists() or labhost.netns.exists(labhost.netns_name(name))
         _power_off(host)
-        labhost.stop_forwards(host.dir)
-        labhost.detach(name)
         _remove(host)
         return {"name": name, "changed": existed}
 
@@ -490,7 +488,10 @@ def _rmdir_when_empty(directory: Path) -> None:
 
 
 def _remove(host: Host) -> None:
+    """Remove the host's files and, for a lab host, its forwarders and network namespace."""
     if _running(host):
         raise TesthostError(f"test host {host.name} still runs; not removing its files")
+    labhost.stop_forwards(host.dir)
+    labhost.detach(host.name)
     if host.dir.exists():
         shutil.rmtree(host.dir)
