@@ -6,7 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= $(shell scripts/find-python)
 # Debian packages the tests and the sandbox need on the controller (a Debian 12 or newer machine).
-APT_PACKAGES := systemd-container mmdebstrap openssh-client openssl postgresql prometheus redis-server shellcheck uidmap docker-registry apache2-utils
+# Labs (test hosts on a private network) add iproute2 and socat; the test registries docker-registry and htpasswd.
+APT_PACKAGES := systemd-container mmdebstrap openssh-client openssl postgresql prometheus redis-server shellcheck uidmap \
+	iproute2 socat docker-registry apache2-utils python3-yaml
 TESTHOST := $(BIN)/python molecule/testhost/testhost.py
 COMPOSE ?= podman-compose
 COMPOSE_DEV := $(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml
@@ -49,7 +51,7 @@ test-python: venv ## Run pytest: the app against real PostgreSQL/Redis, the imag
 
 # Scenarios in lanes that run side by side (scripts/molecule-lanes); every scenario once. The
 # lanes are balanced by what each scenario cost in the last full run.
-MOLECULE_LANES ?= "default quadlet contract" "operations offsite"
+MOLECULE_LANES ?= "default quadlet contract" "operations offsite cluster"
 
 molecule: venv ## Run every Molecule scenario against fresh test hosts, in lanes side by side.
 	PATH="$(abspath $(BIN)):$$PATH" scripts/molecule-lanes $(MOLECULE_LANES)

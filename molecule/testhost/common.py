@@ -16,6 +16,14 @@ REQUIRED_TOOLS = {
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
 }
+# What labs need besides: namespaces, forwarders, and the registry with its TLS and passwords.
+LAB_TOOLS = {
+    "ip": "iproute2",
+    "socat": "socat",
+    "openssl": "openssl",
+    "htpasswd": "apache2-utils",
+    "docker-registry": "docker-registry",
+}
 MIRROR = os.environ.get("SENEX_TESTHOST_MIRROR", "http://deb.debian.org/debian")
 SUITE = "trixie"
 
@@ -32,15 +40,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SENEX_TESTHOST_CACHE", "/var/cache/senex-testhost"))
 
 
-def check_machine() -> None:
-    """Refuse early, naming the fix, when this machine cannot boot test hosts."""
+def check_machine(lab: bool = False) -> None:
+    """Refuse early, naming the fix, when this machine cannot boot test hosts (or run labs)."""
     if os.geteuid() != 0:
         raise TesthostError(
             "must run as root: test hosts boot with systemd-nspawn (try: sudo ... or run as root)"
         )
-    missing = sorted({pkg for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool)})
+    required = REQUIRED_TOOLS | (LAB_TOOLS if lab else {})
+    missing = sorted({pkg for tool, pkg in required.items() if not shutil.which(tool)})
     if missing:
-        tools = ", ".join(t for t, p in REQUIRED_TOOLS.items() if p in missing)
+        tools = ", ".join(t for t, p in required.items() if p in missing)
         raise TesthostError(
             f"missing {tools}; install with: apt-get install -y {' '.join(missing)}"
         )

@@ -13,6 +13,8 @@ import time
 import uuid
 from pathlib import Path
 
+import lab as labs
+import labhost
 import rootfs
 from common import TesthostError, check_machine, locked, run, state_dir
 
@@ -67,22 +69,46 @@ class Host:
         return json.loads(self.config.read_text()) if self.config.is_file() else None
 
     def info(self) -> dict:
-        port = self.settings()["port"]
-        return {
+        settings = self.settings()
+        reach = {
             "name": self.name,
             "address": "127.0.0.1",
-            "port": port,
+            "port": settings["port"],
             "user": "root",
             "identity_file": str(self.key),
             "known_hosts": str(self.known_hosts),
         }
+        if "lab" not in settings:
+            return reach
+        forwards = {str(local): remote for local, remote in settings["forwards"]}
+        lab = {"lab": settings["lab"], "lab_address": settings["address"], "forwards": forwards}
+        return reach | lab
+
+    def lab(self) -> labs.Lab | None:
+        settings = self.settings()
+        return labs.Lab(settings["lab"]) if settings and "lab" in settings else None
+
+    def forwards(self) -> list[tuple[int, int]]:
+        """Every forwarder of a lab host, sshd's first: (port on 127.0.0.1, port in the host)."""
+        settings = self.settings()
+        extra = [tuple(pair) for pair in settings["forwards"]]
+        return [(settings["port"], labhost.SSH_PORT), *extra]
 
 
-def create(name: str, ssh_port: int) -> dict:
-    """Boot NAME with sshd on 127.0.0.1:SSH_PORT unless it already runs; return how to reach it."""
-    check_machine()
+def create(
+    name: str,
+    ssh_port: int,
+    lab: str | None = None,
+    address: str | None = None,
+    forwards: list[tuple[int, int]] = (),
+) -> dict:
+    """Boot NAME with sshd on 127.0.0.1:SSH_PORT unless it already runs; return how to reach it.
+
+    With LAB, the host gets its own network namespace with ADDRESS on that lab's bridge, and
+    127.0.0.1:SSH_PORT (and each LOCAL of FORWARDS) is a forwarder to it."""
+    check_machine(lab=lab is not None)
     host = Host(name)
-    _check_port_number(ssh_port)
+    wanted = _wanted(name, ssh_port, lab, address, list(forwards))
     with locked(f"host-{name}", state_dir() / ".locks"):
         settings = host.settings()
         if settings and settings["port"] != ssh_port:
@@ -90,19 +116,30 @@ def create(name: str, ssh_port: int) -> dict:
                 f"test host {name} exists with SSH port {settings['port']}, not {ssh_port}: "
                 f"destroy it first (testhost.py destroy {name}) or ask for port {settings['port']}"
             )
+        if settings and settings != wanted:
+            raise TesthostError(
+                f"test host {name} exists with {_describe(settings)}, not {_describe(wanted)}: "
+                f"destroy it first (testhost.py destroy {name}) or ask for what it has"
+            )
         if settings and _running(host):
+            changed = _start_network(host) if host.lab() else False
             _wait_for_ssh(host)
-            return host.info() | {"changed": False}
+            return host.info() | {"changed": changed}
         # Leftovers of a half-made host go; a stopped one loses what still runs in its cgroups
         # (its systemd survives when nspawn is killed) and boots again.
         _power_off(host)
         if not settings:
             _remove(host)
-        _check_port_free(ssh_port, name)
+        for port in [ssh_port, *(local for local, _ in forwards)]:
+            _check_port_free(port, name)
         try:
             if not settings:
-                _prepare(host, ssh_port)
+                _prepare(host, wanted)
+            if host.lab():
+                labhost.attach(name, host.lab(), address)
             _boot(host)
+            if host.lab():
+                _start_network(host)
             _wait_for_ssh(host)
         except BaseException:
             # A failed create leaves nothing behind, so the next attempt starts clean; a host
@@ -119,7 +156,7 @@ def destroy(name: str) -> dict:
     check_machine()
     host = Host(name)
     with locked(f"host-{name}", state_dir() / ".locks"):
-        existed = host.dir.exists()
+        existed = host.dir.exists() or labhost.netns.exists(labhost.netns_name(name))
         _power_off(host)
         _remove(host)
         return {"name": name, "changed": existed}
@@ -134,8 +171,26 @@ def reboot(name: str) -> dict:
             raise TesthostError(f"no test host {name}: create it first (testhost.py create {name})")
         _power_off(host)
         _boot(host)
+        if host.lab():
+            _start_network(host)
         _wait_for_ssh(host)
         return host.info()
+
+
+def lab_down(name: str) -> dict:
+    """Destroy every test host of lab NAME, then the lab itself; nothing to do when it is gone."""
+    check_machine(lab=True)
+    with locked(f"lab-{name}", state_dir() / ".locks"):
+        for host in in_lab(name):
+            destroy(host)
+        return {"name": name, "changed": labs.remove(name)}
+
+
+def in_lab(name: str) -> list[str]:
+    """The test hosts on lab NAME."""
+    labs.Lab(name)  # checks the name
+    settings = {c.parent.name: json.loads(c.read_text()) for c in state_dir().glob("*/host.json")}
+    return sorted(host for host, values in settings.items() if values.get("lab") == name)
 
 
 def run_command(name: str, argv: list[str]) -> int:
@@ -162,13 +217,14 @@ def hosts() -> list[dict]:
 
 def _check_port_number(port: int) -> None:
     if not 1024 <= port <= 65535:
-        raise TesthostError(f"SSH port {port} is out of range: choose one in 1024-65535")
+        raise TesthostError(f"port {port} is out of range: choose one in 1024-65535")
 
 
 def _check_port_free(port: int, name: str) -> None:
     for config in state_dir().glob("*/host.json"):
         other = json.loads(config.read_text())
-        if config.parent.name != name and other["port"] == port:
+        taken = [other["port"], *(local for local, _ in other.get("forwards", []))]
+        if config.parent.name != name and port in taken:
             raise TesthostError(
                 f"port {port} belongs to test host {config.parent.name}: "
                 "choose another --ssh-port or destroy that host"
@@ -181,12 +237,54 @@ def _check_port_free(port: int, name: str) -> None:
         except OSError:
             raise TesthostError(
                 f"port {port} on 127.0.0.1 is taken by another process "
-                f"(see: ss -ltnp 'sport = :{port}'): choose another --ssh-port"
+                f"(see: ss -ltnp 'sport = :{port}'): choose another --ssh-port or --forward port"
             ) from None
 
 
-def _prepare(host: Host, ssh_port: int) -> None:
-    template = rootfs.template()
+def _wanted(
+    name: str, ssh_port: int, lab: str | None, address: str | None, forwards: list[tuple[int, int]]
+) -> dict:
+    """The settings asked for, checked before anything changes."""
+    for port in [ssh_port, *(local for local, _ in forwards)]:
+        _check_port_number(port)
+    if lab is None:
+        if address or forwards:
+            raise TesthostError("--address and --forward need --lab: only lab hosts have them")
+        return {"port": ssh_port}
+    if address is None:
+        raise TesthostError(f"a lab host needs its address on lab {lab}: add --address")
+    checked, _ = labs.host_address(lab, address)
+    locals_ = [ssh_port, *(local for local, _ in forwards)]
+    if len(set(locals_)) != len(locals_):
+        raise TesthostError(f"ports on 127.0.0.1 repeat in {locals_}: give each forward its own")
+    for other in in_lab(lab):
+        if other != name and Host(other).settings()["address"] == str(checked):
+            raise TesthostError(
+                f"address {checked} belongs to test host {other} on lab {lab}: choose another"
+            )
+    pairs = [list(pair) for pair in forwards]
+    return {"port": ssh_port, "lab": lab, "address": str(checked), "forwards": pairs}
+
+
+def _describe(settings: dict) -> str:
+    if "lab" not in settings:
+        return "no lab"
+    forwards = ",".join(f"{local}:{remote}" for local, remote in settings["forwards"]) or "none"
+    return f"lab {settings['lab']}, address {settings['address']}, forwards {forwards}"
+
+
+def _start_network(host: Host) -> bool:
+    """Make sure a lab host's namespace and forwarders exist; True if any had to be made."""
+    settings = host.settings()
+    had_netns = labhost.netns.has_link(labhost.netns_name(host.name), "eth0")
+    labhost.attach(host.name, host.lab(), settings["address"])
+    started = labhost.forward(host.dir, host.lab(), settings["address"], host.forwards())
+    return started or not had_netns
+
+
+def _prepare(host: Host, settings: dict) -> None:
+    ssh_port = settings["port"]
+    template = rootfs.template(role_packages="lab" in settings)
     host.dir.mkdir(parents=True)
     run("cp", "-a", "--reflink=auto", template, host.root)
     (host.root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
@@ -198,7 +296,13 @@ def _prepare(host: Host, ssh_port: int) -> None:
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(host.key.with_suffix(".pub").read_text())
     (ssh_dir / "authorized_keys").chmod(0o600)
-    (host.root / "etc/ssh/sshd_config.d/senex-testhost-port.conf").write_text(f"Port {ssh_port}\n")
+    sshd_dir = host.root / "etc/ssh/sshd_config.d"
+    if "lab" in settings:
+        # Reached through a forwarder in the lab: sshd's usual port on the lab address.
+        labhost.adapt_root(host.root, host.name, settings["address"])
+        (sshd_dir / "senex-testhost-port.conf").write_text(f"Port {labhost.SSH_PORT}\n")
+    else:
+        (sshd_dir / "senex-testhost-port.conf").write_text(f"Port {ssh_port}\n")
     host_keys = sorted((host.root / "etc/ssh").glob("ssh_host_*_key.pub"))
     # Key type and key, without the comment: "[127.0.0.1]:PORT TYPE KEY".
     lines = [" ".join(key.read_text().split()[:2]) for key in host_keys]
@@ -209,7 +313,7 @@ def _prepare(host: Host, ssh_port: int) -> None:
         wants = host.root / "etc/systemd/system/sysinit.target.wants"
         wants.mkdir(exist_ok=True)
         (wants / unit.name).symlink_to(f"/etc/systemd/system/{unit.name}")
-    host.config.write_text(json.dumps({"port": ssh_port}) + "\n")
+    host.config.write_text(json.dumps(settings) + "\n")
 
 
 def _nspawn_version() -> int:
@@ -227,6 +331,11 @@ def _boot(host: Host) -> None:
     argv = ["systemd-nspawn", "--quiet", f"--directory={host.root}", "--boot",
             "--register=no", "--keep-unit", f"--machine={host.name}",
             f"--system-call-filter={SYSCALLS}"]  # fmt: skip
+    if host.lab():
+        # Its own namespace: its firewall (nftables needs CAP_NET_ADMIN) filters only its own
+        # traffic, and its resolver is the one labhost.adapt_root wrote.
+        argv += [f"--network-namespace-path=/run/netns/{labhost.netns_name(host.name)}",
+                 "--capability=CAP_NET_ADMIN", "--resolv-conf=off"]  # fmt: skip
     procs = [str(c / "cgroup.procs") for c in host.cgroups]
     # Unified hierarchy: Quadlet runs containers with --cgroups=split. Writable /proc/sys/net:
     # netavark sets sysctls in the rootless network namespace of every podman network.
@@ -379,7 +488,10 @@ def _rmdir_when_empty(directory: Path) -> None:
 
 
 def _remove(host: Host) -> None:
+    """Remove the host's files and, for a lab host, its forwarders and network namespace."""
     if _running(host):
         raise TesthostError(f"test host {host.name} still runs; not removing its files")
+    labhost.stop_forwards(host.dir)
+    labhost.detach(host.name)
     if host.dir.exists():
         shutil.rmtree(host.dir)

@@ -37,21 +37,39 @@ PermitRootLogin prohibit-password
 """
 
 
-def template() -> Path:
-    """Return the cached template, building it once (about 20 s) when missing or outdated."""
-    definition = Path(__file__).read_bytes() + "\n".join(DPKG_OPTIONS).encode()
+# Lab hosts have no internet: their template already holds what the roles install, read from
+# the roles themselves, so `package: state=present` finds it there and changes nothing.
+ROLE_PACKAGE_VARS = Path(__file__).resolve().parents[2] / "roles/senex_host/vars/Debian.yml"
+# Installed by other means than that list: restic by senex_backup (tasks/offsite.yml), and
+# python3-apt by Ansible's apt module itself, on first use, when the host lacks it.
+LAB_EXTRA_PACKAGES = ["restic", "python3-apt"]
+
+
+def template(role_packages: bool = False) -> Path:
+    """Return the cached template, building it once (about 20 s) when missing or outdated.
+
+    With ROLE_PACKAGES, the variant for lab hosts that also holds the roles' packages."""
+    packages = PACKAGES + (role_package_names() if role_packages else [])
+    definition = Path(__file__).read_bytes() + "\n".join(DPKG_OPTIONS + packages).encode()
     key = hashlib.sha256(definition).hexdigest()[:12]
-    path = cache_dir() / f"rootfs-{SUITE}-{key}"
+    path = cache_dir() / f"rootfs-{SUITE}{'-roles' if role_packages else ''}-{key}"
     with locked("rootfs"):
         if not path.is_dir():
-            _build(path)
+            _build(path, packages)
     return path
 
 
-def _build(path: Path) -> None:
+def role_package_names() -> list[str]:
+    import yaml  # only lab hosts need it; plain test hosts stay standard library only
+
+    names = yaml.safe_load(ROLE_PACKAGE_VARS.read_text())["__senex_host_packages"]
+    return [*names, *LAB_EXTRA_PACKAGES]
+
+
+def _build(path: Path, packages: list[str]) -> None:
     partial = path.with_name(path.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    argv = ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(PACKAGES)}"]
+    argv = ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(packages)}"]
     argv += [f"--dpkgopt={option}" for option in DPKG_OPTIONS]
     run(*argv, SUITE, partial, MIRROR, capture_output=True, text=True)
     _customise(partial)

@@ -2,11 +2,16 @@
 """Disposable Debian 13 test hosts booted with systemd-nspawn, and local stand-in images.
 
   testhost.py create NAME --ssh-port PORT   boot NAME (idempotent), print how to reach it (JSON)
+      [--lab LAB --address ADDR [--forward LOCAL:REMOTE ...]]
+                                            ... in its own namespace on lab LAB, reached
+                                            through forwarders on 127.0.0.1
   testhost.py destroy NAME                  power NAME off and remove its files
   testhost.py reboot NAME                   power NAME off and boot it again
   testhost.py run NAME -- CMD [ARGS...]     run CMD inside NAME as root
   testhost.py list                          print the test hosts (JSON)
   testhost.py standins                      build (once) the stand-in images, print their archives
+  testhost.py lab-up LAB --subnet CIDR      make a private network with a registry (JSON)
+  testhost.py lab-down LAB                  remove the lab, its hosts and its registry
 
 State lives in $SENEX_TESTHOST_DIR (/var/lib/senex-testhost), caches in $SENEX_TESTHOST_CACHE
 (/var/cache/senex-testhost). Must run as root.
@@ -17,6 +22,7 @@ import json
 import sys
 
 import hosts
+import lab
 import standins
 from common import TesthostError
 
@@ -29,6 +35,16 @@ def main(argv: list[str]) -> int:
     create = commands.add_parser("create", help="boot a test host")
     create.add_argument("name")
     create.add_argument("--ssh-port", type=int, required=True)
+    create.add_argument("--lab", help="put the host on this lab's network (see lab-up)")
+    create.add_argument("--address", help="the host's address on the lab, e.g. 10.213.3.10")
+    create.add_argument(
+        "--forward", type=_forward, action="append", default=[], metavar="LOCAL:REMOTE",
+        help="also forward 127.0.0.1:LOCAL to the host's port REMOTE (lab hosts; repeatable)",
+    )  # fmt: skip
+    lab_up = commands.add_parser("lab-up", help="make a lab: a private network for test hosts")
+    lab_up.add_argument("lab")
+    lab_up.add_argument("--subnet", required=True, help="e.g. 10.213.3.0/24; the bridge gets .1")
+    commands.add_parser("lab-down", help="remove a lab and its hosts").add_argument("lab")
     for name in ("destroy", "reboot"):
         commands.add_parser(name).add_argument("name")
     run = commands.add_parser("run", help="run a command inside a test host")
@@ -40,7 +56,12 @@ def main(argv: list[str]) -> int:
 
     try:
         if args.command == "create":
-            print(json.dumps(hosts.create(args.name, args.ssh_port)))
+            created = hosts.create(args.name, args.ssh_port, args.lab, args.address, args.forward)
+            print(json.dumps(created))
+        elif args.command == "lab-up":
+            print(json.dumps(lab.up(args.lab, args.subnet)))
+        elif args.command == "lab-down":
+            print(json.dumps(hosts.lab_down(args.lab)))
         elif args.command == "destroy":
             print(json.dumps(hosts.destroy(args.name)))
         elif args.command == "reboot":
@@ -58,6 +79,13 @@ def main(argv: list[str]) -> int:
         print(f"testhost: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _forward(text: str) -> tuple[int, int]:
+    local, _, remote = text.partition(":")
+    if not (local.isdigit() and remote.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not LOCAL:REMOTE, e.g. 23443:443")
+    return int(local), int(remote)
 
 
 if __name__ == "__main__":

@@ -2,21 +2,13 @@
 
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostcli import run_json, run_testhost
+from hostcli import run_json, run_testhost, ssh
 
 PORTS = {"th-a": 2203, "th-b": 2204}
-
-
-def ssh(host: dict, command: str) -> str:
-    argv = ["ssh", "-i", host["identity_file"], "-p", str(host["port"]), "-o", "BatchMode=yes",
-            "-o", f"UserKnownHostsFile={host['known_hosts']}", "-o", "StrictHostKeyChecking=yes",
-            f"{host['user']}@{host['address']}", command]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
 
 
 @pytest.fixture(scope="module")
