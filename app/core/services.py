@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 # The channel layer round trip is bounded; the cache's socket timeouts bound the Redis probe.
 CHANNEL_LAYER_TIMEOUT_SECONDS = 3.0
+# How long the probe waits for its message before it sends it again.
+CHANNEL_LAYER_RESEND_SECONDS = 0.25
 # Long enough to read the key back, short enough that a crashed probe leaves nothing behind.
 REDIS_KEY_TTL_SECONDS = 30
 
@@ -43,8 +45,17 @@ async def _channel_layer_round_trip() -> None:
     layer = get_channel_layer()
     channel = await layer.new_channel()
     token = secrets.token_hex(8)
-    await layer.send(channel, {"type": "health.check", "token": token})
-    message = await layer.receive(channel)
+    # Pub/sub keeps nothing: a message Redis gets before the subscription (sent on another
+    # connection, which may be the first to finish its handshake, as across hosts over TLS) is
+    # lost. So it is sent again until one arrives; the caller bounds the whole round trip.
+    receiving = asyncio.ensure_future(layer.receive(channel))
+    try:
+        while not receiving.done():
+            await layer.send(channel, {"type": "health.check", "token": token})
+            await asyncio.wait({receiving}, timeout=CHANNEL_LAYER_RESEND_SECONDS)
+        message = receiving.result()
+    finally:
+        receiving.cancel()
     if message.get("token") != token:
         raise RuntimeError("the channel layer returned another message than the one sent")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from channels.layers import get_channel_layer
 from django.test import Client, override_settings
 
 from tests.commands import APP_DIR, daphne, http_ready
@@ -25,6 +26,29 @@ def test_health_is_healthy_with_database_redis_and_the_channel_layer(client: Cli
         "checks": {"database": "ok", "redis": "ok", "channel_layer": "ok"},
     }
     assert "no-cache" in response["Cache-Control"]
+
+
+def test_health_passes_when_redis_gets_the_probe_before_its_subscription(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Across hosts the publishing connection can reach Redis before the subscribing one: that
+    # message goes to nobody. Here the first one is lost that way; the probe sends again.
+    layer = get_channel_layer()
+    send = layer.send
+    lost = []
+
+    async def lose_the_first(channel: str, message: dict) -> None:
+        if not lost:
+            lost.append(message)
+            return
+        await send(channel, message)
+
+    monkeypatch.setattr(layer, "send", lose_the_first)
+
+    response = client.get("/health/")
+
+    assert len(lost) == 1
+    assert response.json()["checks"]["channel_layer"] == "ok"
 
 
 def test_health_simple_answers_ok(client: Client) -> None:
