@@ -39,6 +39,7 @@ TOPOLOGY_TASKS = (
     "senex_stack : Check that the hosts of the stack's groups are hosts of senex",
     "senex_stack : Check that beat runs on exactly one host, the database and Redis on one at most",
     "senex_stack : Check that every host that serves another has a private address",
+    "senex_stack : Check that a build host with app services is the host that runs the migrations",
 )
 IMAGE_TASK = "senex_image : Check the image delivery settings"
 # The checks' own tasks that come from a role.
@@ -298,6 +299,22 @@ BAD_INPUTS = {
         IMAGE_TASK,
         "senex_image_registry_repository registry.example.com/senex/senex-trader:1.0 is not"
         " REGISTRY[:PORT]/PATH without a tag or digest",
+    ),
+    "registry digest that is a tag": (
+        {
+            "senex_image_delivery": "registry",
+            "senex_image_registry_repository": "registry.example.com/senex/senex-trader",
+            "senex_image_registry_username": "deployer",
+            "senex_image_registry_password": secrets.token_urlsafe(24),
+            "senex_image_registry_digest": "v1.4.0",
+        },
+        IMAGE_TASK,
+        "senex_image_registry_digest v1.4.0 is not a digest",
+    ),
+    "registry digest without registry delivery": (
+        {"senex_image_registry_digest": "sha256:" + "ab" * 32},
+        IMAGE_TASK,
+        "senex_image_registry_digest is set, but senex_image_delivery is host",
     ),
     "build host outside the inventory": (
         {"senex_image_delivery": "archive", "senex_image_build_host": "build9"},
@@ -681,6 +698,11 @@ SPLIT_MISTAKES = {
         {key: {"hosts": {}} for key in ()},
         TOPOLOGY_TASKS[1],
         "would run on 3 hosts (db, web1, web2)",
+    ),
+    "a build host that runs web but not the migrations": (
+        {"senex_build": {"hosts": {"web2": None}}},
+        TOPOLOGY_TASKS[3],
+        "web2 (the first host of senex_build) runs app services, but the migrations run on web1",
     ),
     "a web host outside senex": (
         {"senex_web": {"hosts": {"web1": None, "web2": None, "web3": None}}},

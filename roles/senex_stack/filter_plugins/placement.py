@@ -7,15 +7,21 @@ def senex_placement(
     """{service name: [hosts]}: the hosts of `everyone` that are in the service's group, in
     inventory order, or all of them when the inventory has no such group (one host runs
     everything unless the inventory splits the stack). A service with `once` runs on the first
-    of those hosts only (the migrations: exactly once per deploy). `host`, when given, counts as
-    one of `everyone` even if the inventory does not put it there."""
+    of those hosts in its group's order only (the migrations: exactly once per deploy, on the
+    host deploy.yml's rollout reaches first). `host`, when given, counts as one of `everyone`
+    even if the inventory does not put it there."""
     hosts = list(groups.get(everyone, []))
     placement = {}
     if host and host not in hosts:
         hosts.append(host)
     for service in model:
         group = service["group"]
-        placed = [host for host in hosts if host in groups[group]] if group in groups else hosts
+        if group not in groups:
+            placed = hosts
+        elif service.get("once"):
+            placed = [host for host in groups[group] if host in hosts]
+        else:
+            placed = [host for host in hosts if host in groups[group]]
         placement[service["name"]] = placed[:1] if service.get("once") else placed
     return placement
 
