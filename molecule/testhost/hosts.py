@@ -177,6 +177,18 @@ def reboot(name: str) -> dict:
         return host.info()
 
 
+def poweroff(name: str) -> dict:
+    """Power NAME off and keep its files (`reboot` boots it again, `destroy` removes it)."""
+    check_machine()
+    host = Host(name)
+    with locked(f"host-{name}", state_dir() / ".locks"):
+        if not host.settings():
+            raise TesthostError(f"no test host {name}: create it first (testhost.py create {name})")
+        running = _running(host)
+        _power_off(host)
+        return {"name": name, "changed": running}
+
+
 def lab_down(name: str) -> dict:
     """Destroy every test host of lab NAME, then the lab itself; nothing to do when it is gone."""
     check_machine(lab=True)

@@ -7,6 +7,7 @@ user, loads the stand-in Python base image into that user's storage, copies the 
 context over SSH and builds there as that user.
 """
 
+import hashlib
 import io
 import json
 import shlex
@@ -30,6 +31,9 @@ PODMAN_PACKAGES = "podman uidmap passt dbus-user-session aardvark-dns nftables"
 TEST_BUILD_PACKAGES = "libpq-dev"
 # The file a code-only change touches: any module of the app.
 BUILD_CONTEXT_CHANGE = "app/senextrader/urls.py"
+# The host that builds the shared production image (`testhost.py appimage`) and its SSH port.
+APP_IMAGE_HOST = ("appimage", 2219)
+APP_IMAGE = "localhost/senex-trader"
 
 
 def testhost(*args: str) -> str:
@@ -67,25 +71,27 @@ class ImageHost:
     def destroy(self) -> None:
         testhost("destroy", self.name)
 
+    def _ssh_argv(self, user: str) -> list[str]:
+        return [
+            "ssh",
+            "-i",
+            self.identity_file,
+            "-p",
+            str(self.ssh_port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            f"{user}@127.0.0.1",
+        ]
+
     def ssh(self, command: str, user: str = "root", stdin: bytes | None = None) -> Result:
         result = subprocess.run(
-            [
-                "ssh",
-                "-i",
-                self.identity_file,
-                "-p",
-                str(self.ssh_port),
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                f"{user}@127.0.0.1",
-                command,
-            ],
+            [*self._ssh_argv(user), command],
             input=stdin,
             capture_output=True,
             check=False,
@@ -135,20 +141,27 @@ class ImageHost:
 
     def upload_context(self, destination: str = CONTEXT, change: str = "") -> None:
         """Copies app/, docker/ and .dockerignore; `change` appends a comment to that file."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            for path in ("app", "docker", ".dockerignore"):
-                tar.add(ROOT / path, arcname=path, filter=_skip_caches)
-            if change:
-                data = (ROOT / change).read_bytes() + b"\n# A code-only change.\n"
-                info = tar.gettarinfo(str(ROOT / change), arcname=change)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
         self.check(
             f"rm -rf {destination} && mkdir -p {destination} && tar -x -C {destination}",
             user=BUILDER,
-            stdin=buffer.getvalue(),
+            stdin=build_context(change),
         )
+
+    def save(self, image: str, destination: Path) -> None:
+        """Saves IMAGE as an OCI archive into DESTINATION on this machine, streamed."""
+        self.check(f"podman save --quiet --format oci-archive -o image.tar {image}", user=BUILDER)
+        partial = destination.with_name(destination.name + ".partial")
+        with open(partial, "wb") as out:
+            copied = subprocess.run(
+                [*self._ssh_argv(BUILDER), "cat image.tar && rm image.tar"],
+                stdout=out,
+                stderr=subprocess.PIPE,
+                check=False,
+            )
+        if copied.returncode != 0:
+            partial.unlink(missing_ok=True)
+            raise RuntimeError(f"copying {image} from {self.name} failed: {copied.stderr!r}")
+        partial.rename(destination)
 
     def build(
         self,
@@ -172,6 +185,55 @@ class ImageHost:
         start = time.monotonic()
         self.build(tag, context, **build_args)
         return time.monotonic() - start
+
+
+def build_context(change: str = "") -> bytes:
+    """The build context as a tar: app/, docker/ and .dockerignore, without caches."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in ("app", "docker", ".dockerignore"):
+            tar.add(ROOT / path, arcname=path, filter=_skip_caches)
+        if change:
+            data = (ROOT / change).read_bytes() + b"\n# A code-only change.\n"
+            info = tar.gettarinfo(str(ROOT / change), arcname=change)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def context_key() -> str:
+    """A hash of the build context's paths and contents, not their times: same sources, same key."""
+    digest = hashlib.sha256(BASE_IMAGE.encode())
+    with tarfile.open(fileobj=io.BytesIO(build_context())) as tar:
+        for member in sorted(tar.getmembers(), key=lambda m: m.name):
+            digest.update(f"{member.name} {member.mode} {member.type!r}\n".encode())
+            if member.isfile():
+                digest.update(tar.extractfile(member).read())
+    return digest.hexdigest()[:12]
+
+
+def app_image(cache: Path) -> dict[str, str]:
+    """Builds the production image once per build context on a test host of its own, saves it
+    as an OCI archive in CACHE and removes the host; the scenarios that deploy a built image
+    (a registry, several hosts) share it. Returns the archive, its image name and version."""
+    version = context_key()
+    image = f"{APP_IMAGE}:{version}"
+    archive = cache / f"senex-trader-{version}.oci.tar"
+    if not archive.exists():
+        host = ImageHost(*APP_IMAGE_HOST)
+        host.create()
+        try:
+            host.prepare()
+            host.upload_context()
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            host.build(image, VERSION=version, REVISION=version, CREATED=created)
+            host.save(image, archive)
+        finally:
+            host.destroy()
+        for old in cache.glob("senex-trader-*.oci.tar"):
+            if old != archive:
+                old.unlink()
+    return {"archive": str(archive), "image": image, "version": version}
 
 
 def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:

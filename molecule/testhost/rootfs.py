@@ -41,8 +41,9 @@ PermitRootLogin prohibit-password
 # the roles themselves, so `package: state=present` finds it there and changes nothing.
 ROLE_PACKAGE_VARS = Path(__file__).resolve().parents[2] / "roles/senex_host/vars/Debian.yml"
 # Installed by other means than that list: restic by senex_backup (tasks/offsite.yml), and
-# python3-apt by Ansible's apt module itself, on first use, when the host lacks it.
-LAB_EXTRA_PACKAGES = ["restic", "python3-apt"]
+# python3-apt by Ansible's apt module itself, on first use, when the host lacks it; and
+# iproute2, whose `ss` the multi-host checks read listening sockets with.
+LAB_EXTRA_PACKAGES = ["restic", "python3-apt", "iproute2"]
 
 
 def template(role_packages: bool = False) -> Path:

@@ -7,9 +7,12 @@
                                             through forwarders on 127.0.0.1
   testhost.py destroy NAME                  power NAME off and remove its files
   testhost.py reboot NAME                   power NAME off and boot it again
+  testhost.py poweroff NAME                 power NAME off, keeping its files
   testhost.py run NAME -- CMD [ARGS...]     run CMD inside NAME as root
   testhost.py list                          print the test hosts (JSON)
   testhost.py standins                      build (once) the stand-in images, print their archives
+  testhost.py appimage                      build (once per source) the app's production image
+                                            in a test host of its own, print its archive (JSON)
   testhost.py lab-up LAB --subnet CIDR      make a private network with a registry (JSON)
   testhost.py lab-down LAB                  remove the lab, its hosts and its registry
 
@@ -22,9 +25,10 @@ import json
 import sys
 
 import hosts
+import imagehost
 import lab
 import standins
-from common import TesthostError
+from common import TesthostError, cache_dir, check_machine, locked
 
 
 def main(argv: list[str]) -> int:
@@ -45,13 +49,14 @@ def main(argv: list[str]) -> int:
     lab_up.add_argument("lab")
     lab_up.add_argument("--subnet", required=True, help="e.g. 10.213.3.0/24; the bridge gets .1")
     commands.add_parser("lab-down", help="remove a lab and its hosts").add_argument("lab")
-    for name in ("destroy", "reboot"):
+    for name in ("destroy", "reboot", "poweroff"):
         commands.add_parser(name).add_argument("name")
     run = commands.add_parser("run", help="run a command inside a test host")
     run.add_argument("name")
     run.add_argument("cmd", nargs=argparse.REMAINDER)
     commands.add_parser("list")
     commands.add_parser("standins")
+    commands.add_parser("appimage")
     args = parser.parse_args(argv)
 
     try:
@@ -66,6 +71,8 @@ def main(argv: list[str]) -> int:
             print(json.dumps(hosts.destroy(args.name)))
         elif args.command == "reboot":
             print(json.dumps(hosts.reboot(args.name)))
+        elif args.command == "poweroff":
+            print(json.dumps(hosts.poweroff(args.name)))
         elif args.command == "run":
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             if not cmd:
@@ -75,6 +82,13 @@ def main(argv: list[str]) -> int:
             print(json.dumps(hosts.hosts(), indent=2))
         elif args.command == "standins":
             print(json.dumps(standins.build()))
+        elif args.command == "appimage":
+            check_machine()
+            with locked("appimage"):
+                try:
+                    print(json.dumps(imagehost.app_image(cache_dir())))
+                except RuntimeError as error:
+                    raise TesthostError(str(error)) from None
     except TesthostError as error:
         print(f"testhost: {error}", file=sys.stderr)
         return 2
