@@ -75,6 +75,11 @@ bench: venv ## Print the benchmarks' figures (image, test hosts).
 bench-stack: deps venv ## Deploy a fresh test host (bench1) and print the stack's figures against bare (bench/results/).
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/stack.py
 
+bench-edge: deps venv ## Deploy the cluster scenario's three lab hosts, print req/s through the edge with two web hosts and one (bench/results/).
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/molecule converge -s cluster
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/molecule side-effect -s cluster
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/molecule destroy -s cluster
+
 compose-up: ## Start the development stack with Compose (code mounted, runserver with reload).
 	$(COMPOSE_DEV) up -d
 
