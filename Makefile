@@ -51,7 +51,7 @@ test-python: venv ## Run pytest: the app against real PostgreSQL/Redis, the imag
 
 # Scenarios in lanes that run side by side (scripts/molecule-lanes); every scenario once. The
 # lanes are balanced by what each scenario cost in the last full run.
-MOLECULE_LANES ?= "default contract offsite quadlet" "operations cluster"
+MOLECULE_LANES ?= "default contract operations" "cluster offsite quadlet"
 
 molecule: venv ## Run every Molecule scenario against fresh test hosts, in lanes side by side.
 	PATH="$(abspath $(BIN)):$$PATH" scripts/molecule-lanes $(MOLECULE_LANES)
