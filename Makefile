@@ -14,7 +14,7 @@ COMPOSE ?= podman-compose
 COMPOSE_DEV := $(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml
 COMPOSE_PROD := $(COMPOSE) -f docker-compose.yml -f docker-compose.prod.yml
 
-.PHONY: help deps venv lock lint test test-python molecule sandbox sandbox-destroy bench bench-stack clean \
+.PHONY: help deps venv lock lint test test-python molecule molecule-listed sandbox sandbox-destroy bench bench-stack clean \
 	compose-up compose-down compose-logs compose-prod-up compose-prod-down compose-prod-logs
 
 help: ## List the targets.
@@ -49,17 +49,34 @@ lint: venv ## Run ruff, shellcheck, yamllint and ansible-lint.
 test-python: venv ## Run pytest: the app against real PostgreSQL/Redis, the image in a test host, repo checks.
 	$(BIN)/pytest
 
-# Scenarios in lanes that run side by side (scripts/molecule-lanes); every scenario once. The
-# lanes are balanced by what each scenario cost in the last full run.
-MOLECULE_LANES ?= "default contract operations" "cluster offsite quadlet"
+# Every Molecule scenario, the longest first (by the last full run): `make molecule` and `make test`
+# start them in this order as running ones end, TEST_JOBS at once. Much of a scenario's time is
+# spent waiting (health checks, a reboot, a stream of requests), so three share two cores well.
+MOLECULE_SCENARIOS ?= cluster default operations contract offsite quadlet
+TEST_JOBS ?= 3
+# The same order with pytest third: it is about as long as the first two scenarios.
+TEST_QUEUE := $(wordlist 1,2,$(MOLECULE_SCENARIOS:%=molecule-%)) test-python \
+	$(wordlist 3,$(words $(MOLECULE_SCENARIOS)),$(MOLECULE_SCENARIOS:%=molecule-%))
+MOLECULE_PRESENT := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-molecule: venv ## Run every Molecule scenario against fresh test hosts, in lanes side by side.
-	PATH="$(abspath $(BIN)):$$PATH" scripts/molecule-lanes $(MOLECULE_LANES)
+molecule: venv ## Run every Molecule scenario against fresh test hosts, TEST_JOBS at once.
+	$(MAKE) --no-print-directory -k -j$(TEST_JOBS) --output-sync=target molecule-listed $(MOLECULE_SCENARIOS:%=molecule-%)
+
+# One scenario: `make molecule-default`; its log is .molecule-logs/default.log.
+molecule-%: venv
+	PATH="$(abspath $(BIN)):$$PATH" scripts/molecule-scenario $*
+
+# A scenario missing from MOLECULE_SCENARIOS would never run in CI.
+molecule-listed:
+	@if [ "$(sort $(MOLECULE_SCENARIOS))" != "$(MOLECULE_PRESENT)" ]; then \
+	  echo "MOLECULE_SCENARIOS must name every scenario under molecule/ once:"; \
+	  echo "  it names: $(sort $(MOLECULE_SCENARIOS))"; echo "  molecule/ has: $(MOLECULE_PRESENT)"; exit 1; \
+	fi
 
 test: deps venv lint ## Run every test (needs root: test hosts boot with systemd-nspawn).
-	@# pytest and the Molecule lanes wait on the network and on services more than on the CPU,
-	@# so they run side by side; each one's output is printed whole when it ends.
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-python molecule
+	@# pytest and the scenarios wait on services and timers as much as on the CPU, so TEST_JOBS
+	@# of them run at once; each one's output is printed whole when it ends.
+	$(MAKE) --no-print-directory -k -j$(TEST_JOBS) --output-sync=target molecule-listed $(TEST_QUEUE)
 
 sandbox: deps venv ## Deploy the whole stack to a local disposable test host and print its URL.
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-playbook -i inventories/sandbox/hosts.yml \
