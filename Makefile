@@ -54,8 +54,10 @@ test-python: venv ## Run pytest: the app against real PostgreSQL/Redis, the imag
 # spent waiting (health checks, a reboot, a stream of requests), so three share two cores well.
 MOLECULE_SCENARIOS ?= cluster default operations contract offsite quadlet
 TEST_JOBS ?= 3
-# The same order with pytest third: it is about as long as the first two scenarios.
-TEST_QUEUE := $(wordlist 1,2,$(MOLECULE_SCENARIOS:%=molecule-%)) test-python \
+# What `make test` runs: the linters first (while the first scenarios wait for the shared test-host
+# images to be built), then the scenarios in the same order with pytest third: it is about as
+# long as the first two.
+TEST_QUEUE := lint $(wordlist 1,2,$(MOLECULE_SCENARIOS:%=molecule-%)) test-python \
 	$(wordlist 3,$(words $(MOLECULE_SCENARIOS)),$(MOLECULE_SCENARIOS:%=molecule-%))
 MOLECULE_PRESENT := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
@@ -73,7 +75,7 @@ molecule-listed:
 	  echo "  it names: $(sort $(MOLECULE_SCENARIOS))"; echo "  molecule/ has: $(MOLECULE_PRESENT)"; exit 1; \
 	fi
 
-test: deps venv lint ## Run every test (needs root: test hosts boot with systemd-nspawn).
+test: deps venv ## Run every test and the linters (needs root: test hosts boot with systemd-nspawn).
 	@# pytest and the scenarios wait on services and timers as much as on the CPU, so TEST_JOBS
 	@# of them run at once; each one's output is printed whole when it ends.
 	$(MAKE) --no-print-directory -k -j$(TEST_JOBS) --output-sync=target molecule-listed $(TEST_QUEUE)
