@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import lab as labs
@@ -151,11 +152,20 @@ def create(
         return host.info() | {"changed": True}
 
 
-def destroy(name: str) -> dict:
-    """Power NAME off cleanly and remove its files; nothing to do when it does not exist."""
+@contextlib.contextmanager
+def _held(name: str, existing: bool = False) -> Iterator["Host"]:
+    """NAME's host under its lock on a machine that can run it; EXISTING refuses a new name."""
     check_machine()
     host = Host(name)
     with locked(f"host-{name}", state_dir() / ".locks"):
+        if existing and not host.settings():
+            raise TesthostError(f"no test host {name}: create it first (testhost.py create {name})")
+        yield host
+
+
+def destroy(name: str) -> dict:
+    """Power NAME off cleanly and remove its files; nothing to do when it does not exist."""
+    with _held(name) as host:
         existed = host.dir.exists() or labhost.netns.exists(labhost.netns_name(name))
         _power_off(host)
         _remove(host)
@@ -164,11 +174,7 @@ def destroy(name: str) -> dict:
 
 def reboot(name: str) -> dict:
     """Power NAME off and boot the same root filesystem again."""
-    check_machine()
-    host = Host(name)
-    with locked(f"host-{name}", state_dir() / ".locks"):
-        if not host.settings():
-            raise TesthostError(f"no test host {name}: create it first (testhost.py create {name})")
+    with _held(name, existing=True) as host:
         _power_off(host)
         _boot(host)
         if host.lab():
@@ -179,11 +185,7 @@ def reboot(name: str) -> dict:
 
 def poweroff(name: str) -> dict:
     """Power NAME off and keep its files (`reboot` boots it again, `destroy` removes it)."""
-    check_machine()
-    host = Host(name)
-    with locked(f"host-{name}", state_dir() / ".locks"):
-        if not host.settings():
-            raise TesthostError(f"no test host {name}: create it first (testhost.py create {name})")
+    with _held(name, existing=True) as host:
         running = _running(host)
         _power_off(host)
         return {"name": name, "changed": running}
