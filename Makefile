@@ -50,8 +50,8 @@ test-python: venv ## Run pytest: the app against real PostgreSQL/Redis, the imag
 	$(BIN)/pytest
 
 # Every Molecule scenario, the longest first (by the last full run): `make molecule` and `make test`
-# start them in this order as running ones end, TEST_JOBS at once. Much of a scenario's time is
-# spent waiting (health checks, a reboot, a stream of requests), so three share two cores well.
+# start them in this order as running ones end, TEST_JOBS at once: three keep two cores busy, and
+# the order keeps one long scenario from running alone at the end.
 MOLECULE_SCENARIOS ?= operations cluster default contract offsite quadlet
 TEST_JOBS ?= 3
 # What `make test` runs: the linters first (while the first scenarios wait for the shared test-host
@@ -60,9 +60,11 @@ TEST_JOBS ?= 3
 TEST_QUEUE := lint $(wordlist 1,3,$(MOLECULE_SCENARIOS:%=molecule-%)) test-python \
 	$(wordlist 4,$(words $(MOLECULE_SCENARIOS)),$(MOLECULE_SCENARIOS:%=molecule-%))
 MOLECULE_PRESENT := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+# Runs the jobs it is given TEST_JOBS at once, every one to its end (-k), after the list check.
+RUN_QUEUE := $(MAKE) --no-print-directory -k -j$(TEST_JOBS) --output-sync=target molecule-listed
 
 molecule: venv ## Run every Molecule scenario against fresh test hosts, TEST_JOBS at once.
-	$(MAKE) --no-print-directory -k -j$(TEST_JOBS) --output-sync=target molecule-listed $(MOLECULE_SCENARIOS:%=molecule-%)
+	$(RUN_QUEUE) $(MOLECULE_SCENARIOS:%=molecule-%)
 
 # One scenario: `make molecule-default`; its log is .molecule-logs/default.log.
 molecule-%: venv
@@ -76,9 +78,8 @@ molecule-listed:
 	fi
 
 test: deps venv ## Run every test and the linters (needs root: test hosts boot with systemd-nspawn).
-	@# pytest and the scenarios wait on services and timers as much as on the CPU, so TEST_JOBS
-	@# of them run at once; each one's output is printed whole when it ends.
-	$(MAKE) --no-print-directory -k -j$(TEST_JOBS) --output-sync=target molecule-listed $(TEST_QUEUE)
+	@# Each job's output is printed whole when it ends.
+	$(RUN_QUEUE) $(TEST_QUEUE)
 
 sandbox: deps venv ## Deploy the whole stack to a local disposable test host and print its URL.
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-playbook -i inventories/sandbox/hosts.yml \

@@ -153,7 +153,7 @@ def create(
 
 
 @contextlib.contextmanager
-def _held(name: str, existing: bool = False) -> Iterator["Host"]:
+def _held(name: str, existing: bool = False) -> Iterator[Host]:
     """NAME's host under its lock on a machine that can run it; EXISTING refuses a new name."""
     check_machine()
     host = Host(name)
