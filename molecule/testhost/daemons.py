@@ -51,5 +51,18 @@ def stop(pidfile: Path, marker: str) -> bool:
         # Reap it when this process started it (lab-up then lab-down in one test run).
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
+        # A killed process takes a moment to leave (a busy machine, many threads): wait for it,
+        # so that what comes next (removing its network namespace) does not find it there.
+        while not _gone(pid) and time.monotonic() < deadline + 10:
+            time.sleep(0.1)
     pidfile.unlink(missing_ok=True)
     return pid is not None
+
+
+def _gone(pid: int) -> bool:
+    """True once PID has exited (no longer listed, or a zombie waiting for its parent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"

@@ -4,6 +4,7 @@ import ipaddress
 import json
 import re
 import shutil
+import time
 
 import netns
 from common import TesthostError, check_machine, locked, state_dir
@@ -130,7 +131,10 @@ def _make_network(lab: Lab) -> None:
 
 
 def _remove(lab: Lab) -> None:
-    leftovers = netns.pids(lab.netns)
+    # What was just stopped (a host's forwarder, the registry) may take a moment to leave.
+    deadline = time.monotonic() + 10
+    while (leftovers := netns.pids(lab.netns)) and time.monotonic() < deadline:
+        time.sleep(0.2)
     if leftovers:
         raise TesthostError(
             f"processes {leftovers} still run in {lab.netns}; stop them and run lab-down again"
