@@ -88,9 +88,10 @@ sandbox: deps venv ## Deploy the whole stack to a local disposable test host and
 sandbox-destroy: venv ## Power off and remove the sandbox test host.
 	$(TESTHOST) destroy sandbox
 
-bench: venv ## Print the benchmarks' figures (image, test hosts).
+bench: deps venv ## Print the benchmarks' figures (image, test hosts, the web servers' CPU per request).
 	$(BIN)/python bench/testhost.py
 	$(BIN)/python bench/image.py
+	$(BIN)/python bench/servers.py
 
 bench-stack: deps venv ## Deploy a fresh test host (bench1) and print the stack's figures against bare (bench/results/).
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/stack.py
