@@ -55,8 +55,8 @@ test-python: venv ## Run pytest: the app against real PostgreSQL/Redis, the imag
 MOLECULE_SCENARIOS ?= operations cluster default contract offsite quadlet
 TEST_JOBS ?= 3
 # What `make test` runs: the linters first (while the first scenarios wait for the shared test-host
-# images to be built), then the scenarios in the same order with pytest fourth: it is about as
-# long as the three before it.
+# images to be built), then the scenarios in the same order with pytest fourth: it is shorter
+# than the three before it and longer than the rest (README.md, "Tests").
 TEST_QUEUE := lint $(wordlist 1,3,$(MOLECULE_SCENARIOS:%=molecule-%)) test-python \
 	$(wordlist 4,$(words $(MOLECULE_SCENARIOS)),$(MOLECULE_SCENARIOS:%=molecule-%))
 MOLECULE_PRESENT := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
