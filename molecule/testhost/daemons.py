@@ -53,7 +53,8 @@ def stop(pidfile: Path, marker: str) -> bool:
             os.waitpid(pid, os.WNOHANG)
         # A killed process takes a moment to leave (a busy machine, many threads): wait for it,
         # so that what comes next (removing its network namespace) does not find it there.
-        while not _gone(pid) and time.monotonic() < deadline + 10:
+        deadline = time.monotonic() + 10
+        while not _gone(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
     pidfile.unlink(missing_ok=True)
     return pid is not None
