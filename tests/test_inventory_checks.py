@@ -44,6 +44,8 @@ TOPOLOGY_TASKS = (
 IMAGE_TASK = "senex_image : Check the image delivery settings"
 # The checks' own tasks that come from a role.
 CHECK_TASKS = (
+    # The model and unit list set as facts (roles/senex_stack/tasks/model.yml): data, no change.
+    "senex_stack : Work out this host's",
     *TOPOLOGY_TASKS,
     IMAGE_TASK,
     "senex_secrets : Find",
